@@ -1,0 +1,116 @@
+"""The Database seam: rows, transactions and routing by logical shard.
+
+Services write SQL once, with `?` placeholders and portable types (BIGINT ids, INTEGER times in Unix
+ms, TEXT), and say which logical shard it runs on. A backend decides where that shard lives: the one
+SQLite file on rung 0, a Postgres schema on some server higher up. Nothing joins across shards, and
+one transaction never spans two shards: `write()` may not be nested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+Row = dict[str, Any]
+
+
+class DatabaseUnavailable(Exception):
+    """The shard's server cannot be reached; the caller answers 503, nothing was written."""
+
+
+class Connection(ABC):
+    @abstractmethod
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    @abstractmethod
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute a statement; return the number of rows it changed."""
+
+    @abstractmethod
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def value(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(dialect: str, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Versioned SQL files `NNNN_name.sql`; `NNNN_name.<dialect>.sql` replaces one for a dialect."""
+    chosen: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        stem, _, rest = path.name.partition(".")
+        if rest not in ("sql", f"{dialect}.sql"):
+            continue
+        match = _MIGRATION_NAME.match(f"{stem}.sql")
+        if not match:
+            raise ValueError(f"bad migration file name: {path.name}")
+        version = int(match.group(1))
+        if version in chosen and rest == "sql":
+            continue  # a dialect-specific file already won
+        chosen[version] = Migration(version, stem, path.read_text(encoding="utf-8"))
+    return [chosen[v] for v in sorted(chosen)]
+
+
+class Database(ABC):
+    dialect: str
+    logical_shards: int
+
+    @abstractmethod
+    def read(self, shard: int) -> AbstractContextManager[Connection]:
+        """A connection for reads on `shard` (sees this thread's open write, if any)."""
+
+    @abstractmethod
+    def write(self, shard: int) -> AbstractContextManager[Connection]:
+        """A transaction on `shard`: committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    def shard_groups(self) -> Iterator[tuple[AbstractContextManager[Connection], list[int]]]:
+        """For queries over every shard: (read connection, the logical shards it holds) per place."""
+
+    @abstractmethod
+    def migrate(self) -> list[str]:
+        """Apply pending migrations on every shard; return the names applied."""
+
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    @abstractmethod
+    def check(self) -> str:
+        """Say what was found (one line), or raise DatabaseUnavailable."""
+
+    @abstractmethod
+    def snapshot(self, dest: Path) -> None:
+        """Write a consistent copy of all data to `dest` while others keep writing."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def shard_for_key(self, key: str) -> int:
+        """The directory shard for a lookup key (lowercase username, tag): stable everywhere."""
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.logical_shards
+
+    def check_shard(self, shard: int) -> int:
+        if not (isinstance(shard, int) and 0 <= shard < self.logical_shards):
+            raise ValueError(f"logical shard {shard!r} is outside 0..{self.logical_shards - 1}")
+        return shard

@@ -1,0 +1,93 @@
+"""The one place that turns config into backends. Views, services and tasks get a Backends and
+never import a backend module; each backend module is imported here only when configured."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from app.backends.blobs.base import BlobStore
+from app.backends.cache.base import Cache
+from app.backends.database.base import Database
+from app.backends.events.base import Events
+from app.backends.feeds.base import FeedStore
+from app.backends.kv.base import KeyValueStore
+from app.backends.queue.base import Queue
+from app.config import Config
+
+log = logging.getLogger("pinhole.backends")
+
+
+@dataclass
+class Backends:
+    db: Database
+    cache: Cache
+    blobs: BlobStore
+    feeds: FeedStore
+    queue: Queue
+    kv: KeyValueStore
+    events: Events
+
+    def checks(self) -> dict[str, tuple[bool, str]]:
+        """Each backend's health: (ok, what was found or what went wrong)."""
+        results = {}
+        for name in ("db", "cache", "blobs", "feeds", "queue", "kv", "events"):
+            try:
+                results[name] = (True, getattr(self, name).check())
+            except Exception as exc:  # any failure of any backend is a finding, not a crash
+                results[name] = (False, f"{type(exc).__name__}: {exc}")
+        return results
+
+    def close(self) -> None:
+        for closer in (self.cache.close, self.kv.close, self.events.close, self.db.close):
+            try:
+                closer()
+            except Exception:
+                log.warning("closing a backend failed", exc_info=True)
+
+
+def build_database(config: Config) -> Database:
+    if config.database.backend == "sqlite":
+        from app.backends.database.sqlite import SqliteDatabase
+
+        return SqliteDatabase(
+            config.data_dir / "pinhole.sqlite3", config.database.logical_shards, config.database.busy_timeout_ms
+        )
+    raise ValueError(f"unknown database backend {config.database.backend!r}")
+
+
+def build_backends(config: Config) -> Backends:
+    data = config.data_dir
+    db = build_database(config)
+
+    if config.cache.backend == "disk":
+        from app.backends.cache.disk import DiskCache
+
+        cache: Cache = DiskCache(data / "cache", config.cache.size_limit_mb * 1024 * 1024)
+
+    if config.media.backend == "local":
+        from app.backends.blobs.local import LocalBlobStore
+
+        blobs: BlobStore = LocalBlobStore(data / "media")
+
+    if config.feeds.backend == "sql":
+        from app.backends.feeds.sql import SqlFeedStore
+
+        feeds: FeedStore = SqlFeedStore(db, config.feeds.max_items)
+
+    if config.queue.backend == "sqlite":
+        from app.backends.queue.sqlite import sqlite_queue
+
+        queue: Queue = sqlite_queue(data / "queue.sqlite3", config.database.busy_timeout_ms)
+
+    if config.sessions.backend == "sqlite":
+        from app.backends.kv.sqlite import SqliteKeyValueStore
+
+        kv: KeyValueStore = SqliteKeyValueStore(data / "state.sqlite3", config.database.busy_timeout_ms)
+
+    if config.events.backend == "local":
+        from app.backends.events.local import LocalEvents
+
+        events: Events = LocalEvents()
+
+    return Backends(db=db, cache=cache, blobs=blobs, feeds=feeds, queue=queue, kv=kv, events=events)

@@ -1,0 +1,319 @@
+"""Load config.toml, apply PINHOLE_<SECTION>__<KEY> environment overrides, validate.
+
+Every mistake becomes a ConfigError whose message is one line naming the key and where it came
+from; the CLI prints it and exits 2. Sections are frozen dataclasses: the field list *is* the schema,
+so an unknown key is anything not declared here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "PINHOLE_"
+DEFAULT_PATH = "config.toml"
+
+
+class ConfigError(Exception):
+    """A bad setting; str() is the one line shown to the operator."""
+
+
+def secret(default: Any = "") -> Any:
+    """A field whose value `config show` masks."""
+    return field(default=default, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    # The address people use to reach Pinhole; https here turns on Secure cookies and HSTS.
+    public_url: str = ""
+    # Signs CSRF tokens. Empty: one is generated once into <data_dir>/secret_key.
+    secret_key: str = secret()
+    # Requests from these addresses may set X-Forwarded-For (nginx in front of the app nodes).
+    trusted_proxies: list[str] = field(default_factory=list)
+    migrate_on_start: bool = True
+    max_body_mb: int = 220
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = "storage"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    backend: Literal["sqlite"] = "sqlite"
+    # A power of two, fixed at install; see scaling/LADDER.md for the trade-off.
+    logical_shards: int = 256
+    busy_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    backend: Literal["disk"] = "disk"
+    size_limit_mb: int = 256
+    default_ttl_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    backend: Literal["local"] = "local"
+    max_upload_mb: int = 25
+    max_pixels: int = 90_000_000
+
+
+@dataclass(frozen=True)
+class FeedsConfig:
+    backend: Literal["sql"] = "sql"
+    # Each home feed keeps this many newest post ids (Pixelfed keeps 400).
+    max_items: int = 800
+
+
+@dataclass(frozen=True)
+class SessionsConfig:
+    backend: Literal["sqlite"] = "sqlite"
+    lifetime_days: int = 30
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    backend: Literal["sqlite"] = "sqlite"
+    # Huey consumer threads inside `serve`; 0 when `main.py worker` processes do the work.
+    embedded_workers: int = 2
+    task_retries: int = 3
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    backend: Literal["local"] = "local"
+
+
+@dataclass(frozen=True)
+class AccountsConfig:
+    registration: Literal["open", "invite", "closed"] = "open"
+    invite_days: int = 14
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Attempts allowed per window; beyond them the answer is 429."""
+
+    window_seconds: int = 300
+    login_per_ip: int = 20
+    login_per_account: int = 10
+    signup_per_ip: int = 10
+    password_per_account: int = 10
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    feeds: FeedsConfig = field(default_factory=FeedsConfig)
+    sessions: SessionsConfig = field(default_factory=SessionsConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    # Where the file was read from; relative paths in it are relative to its folder.
+    source: str = field(default=DEFAULT_PATH, metadata={"internal": True})
+
+    @property
+    def data_dir(self) -> Path:
+        path = Path(self.storage.data_dir).expanduser()
+        if not path.is_absolute():
+            path = Path(self.source).resolve().parent / path
+        return path
+
+    @property
+    def public_url(self) -> str:
+        return (self.server.public_url or f"http://{self.server.host}:{self.server.port}").rstrip("/")
+
+    @property
+    def https(self) -> bool:
+        return self.public_url.startswith("https://")
+
+
+# Bounds checked after types: (section, key) -> (test, what the value must be).
+_BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
+    ("server", "port"): (lambda v: 1 <= v <= 65535, "a port number from 1 to 65535"),
+    ("server", "workers"): (lambda v: 1 <= v <= 64, "from 1 to 64"),
+    ("server", "public_url"): (
+        lambda v: v == "" or v.startswith(("http://", "https://")),
+        "empty or a URL starting with http:// or https://",
+    ),
+    ("server", "max_body_mb"): (lambda v: v >= 1, "at least 1"),
+    ("storage", "data_dir"): (lambda v: v.strip() != "", "a directory path"),
+    ("database", "logical_shards"): (
+        lambda v: 1 <= v <= 4096 and v & (v - 1) == 0,
+        "a power of two from 1 to 4096",
+    ),
+    ("database", "busy_timeout_ms"): (lambda v: v >= 0, "0 or more"),
+    ("cache", "size_limit_mb"): (lambda v: v >= 1, "at least 1"),
+    ("cache", "default_ttl_seconds"): (lambda v: v >= 1, "at least 1"),
+    ("media", "max_upload_mb"): (lambda v: 1 <= v <= 200, "from 1 to 200"),
+    ("media", "max_pixels"): (lambda v: 1_000_000 <= v <= 500_000_000, "from 1000000 to 500000000"),
+    ("feeds", "max_items"): (lambda v: 10 <= v <= 10_000, "from 10 to 10000"),
+    ("sessions", "lifetime_days"): (lambda v: 1 <= v <= 400, "from 1 to 400"),
+    ("queue", "embedded_workers"): (lambda v: 0 <= v <= 32, "from 0 to 32"),
+    ("queue", "task_retries"): (lambda v: 0 <= v <= 10, "from 0 to 10"),
+    ("accounts", "invite_days"): (lambda v: 1 <= v <= 365, "from 1 to 365"),
+}
+
+
+def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Read the file named (or PINHOLE_CONFIG, or ./config.toml) and the environment overrides."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("PINHOLE_CONFIG") or DEFAULT_PATH)
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: config file not found (pass --config PATH or set PINHOLE_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read the config file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: not valid TOML: {exc}") from None
+    sections = _section_types()
+    values: dict[str, dict[str, Any]] = {}
+    origins: dict[tuple[str, str], str] = {}
+    for name, body in raw.items():
+        if name not in sections:
+            raise ConfigError(f"{where}: unknown section [{name}] (known: {', '.join(sections)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}: {name} must be a [{name}] section, not a single value")
+        known = _field_types(sections[name])
+        for key, value in body.items():
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key [{name}] {key} (known: {', '.join(known)})")
+            values.setdefault(name, {})[key] = _convert(value, known[key], f"{where}: [{name}] {key}")
+            origins[name, key] = where
+    for var, text in environ.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var or var == "PINHOLE_CONFIG":
+            continue
+        name, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
+        if name not in sections or key not in _field_types(sections[name]):
+            raise ConfigError(f"environment variable {var}: no such setting [{name}] {key}")
+        target = _field_types(sections[name])[key]
+        values.setdefault(name, {})[key] = _convert(_parse_env(text, target), target, f"environment variable {var}")
+        origins[name, key] = f"environment variable {var}"
+    for (name, key), (test, wanted) in _BOUNDS.items():
+        if key in values.get(name, {}) and not test(values[name][key]):
+            raise ConfigError(f"{origins[name, key]}: [{name}] {key} must be {wanted} (got {values[name][key]!r})")
+    config = Config(**{name: sections[name](**values.get(name, {})) for name in sections}, source=str(path))
+    if config.events.backend == "local" and config.server.workers > 1:
+        where = origins.get(("server", "workers"), where)
+        raise ConfigError(
+            f"{where}: [server] workers = {config.server.workers} needs a shared [events] backend; "
+            "events.backend = 'local' reaches one process only, so keep workers = 1"
+        )
+    return config
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if not f.metadata.get("internal")}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _parse_env(text: str, target: Any) -> Any:
+    """Environment values are strings; read them as the setting's type expects."""
+    if target is str or typing.get_origin(target) is Literal:
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _convert(value: Any, target: Any, where: str) -> Any:
+    origin = typing.get_origin(target)
+    if origin is Literal:
+        choices = typing.get_args(target)
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))} (got {value!r})")
+        return value
+    if origin in (list, types.GenericAlias):
+        (item,) = typing.get_args(target)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list (got {value!r})")
+        return [_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if target is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false (got {value!r})")
+        return value
+    if target is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number (got {value!r})")
+        return value
+    if target is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number (got {value!r})")
+        return float(value)
+    if target is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string in quotes (got {value!r})")
+        return value
+    raise TypeError(f"unsupported config type {target!r}")  # a programming error, not bad input
+
+
+def prepare_data_dir(config: Config) -> Path:
+    """Create the data directory (owner-only) and prove it is writable, or say which key is wrong."""
+    path = config.data_dir
+    where = f"{config.source}: [storage] data_dir = {config.storage.data_dir!r}"
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+def as_toml(config: Config, mask_secrets: bool = True) -> str:
+    """The effective configuration as TOML, secrets replaced by ***."""
+    lines: list[str] = []
+    for name in _section_types():
+        lines.append(f"[{name}]")
+        body = getattr(config, name)
+        for f in dataclasses.fields(body):
+            value = getattr(body, f.name)
+            if f.metadata.get("secret") and value and mask_secrets:
+                value = "***"
+            lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
