@@ -1,0 +1,1 @@
+"""Pinhole: a self-hosted photo-sharing server."""
