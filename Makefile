@@ -64,14 +64,16 @@ bench: venv
 
 # Resolved for CPython 3.11 on x86_64 Linux (manylinux_2_28, which Debian 12 and python:3.11-slim-bookworm satisfy);
 # uv records the hashes of every file of each pinned release, so other platforms install from the same lock.
-# uv is pinned and kept in a scratch venv outside the repo. The command run for each file is:
+# uv is pinned and kept in a scratch venv outside the repo; uv keeps the pins already in a lock file unless told
+# otherwise (make lock LOCK_ARGS=--upgrade). The command run for each file is:
 #   uv pip compile pyproject.toml [--extra test] --python-version 3.11 \
 #     --python-platform x86_64-manylinux_2_28 --generate-hashes --custom-compile-command "make lock" -o FILE
+LOCK_ARGS  ?=
 UV_VERSION ?= 0.13.9
 UV_VENV    ?= /tmp/pinhole-uv-$(UV_VERSION)
 UV         := $(UV_VENV)/bin/uv
 UV_COMPILE := $(UV) pip compile pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-	--generate-hashes --custom-compile-command "make lock" --quiet
+	--generate-hashes --custom-compile-command "make lock" --quiet $(LOCK_ARGS)
 
 lock:
 	test -x $(UV) || { $(PYTHON) -m venv $(UV_VENV) && $(UV_VENV)/bin/pip install --quiet uv==$(UV_VERSION); }
