@@ -26,6 +26,9 @@ CREATE TABLE users (
     updated_at BIGINT NOT NULL
 );
 
+-- Sweeps look for avatars whose processing task was lost.
+CREATE INDEX users_avatar_pending ON users (updated_at) WHERE avatar_upload_key IS NOT NULL;
+
 -- Directory: lowercase username -> user id, on the shard chosen by a hash of the username.
 CREATE TABLE usernames (
     username TEXT PRIMARY KEY,

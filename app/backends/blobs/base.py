@@ -24,7 +24,7 @@ def new_key(prefix: str, extension: str) -> str:
 
 
 def check_key(key: str) -> str:
-    if not isinstance(key, str) or len(key) > 255 or not _KEY.match(key):
+    if not isinstance(key, str) or len(key) > 255 or not _KEY.fullmatch(key):
         raise ValueError(f"not a blob key: {key!r}")
     return key
 

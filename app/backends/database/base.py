@@ -103,6 +103,14 @@ class Database(ABC):
         """Write a consistent copy of all data to `dest` while others keep writing."""
 
     @abstractmethod
+    def restore(self, snapshot: Path) -> None:
+        """Load a snapshot made by `snapshot()` into an empty database; refuse if data exists."""
+
+    @abstractmethod
+    def integrity(self) -> str:
+        """'ok', or what the database's own consistency check found."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def shard_for_key(self, key: str) -> int:

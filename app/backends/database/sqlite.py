@@ -7,6 +7,8 @@ process go through one connection behind a lock (SQLite allows one writer at a t
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -153,6 +155,19 @@ class SqliteDatabase(Database):
         # VACUUM INTO reads one consistent snapshot while writers carry on in WAL.
         with self.read(0) as conn:
             conn.run("VACUUM INTO ?", (str(dest),))
+
+    def restore(self, snapshot: Path) -> None:
+        if self.path.exists() and self.path.stat().st_size > 0:
+            raise FileExistsError(f"{self.path} already exists: restore only into an empty data directory")
+        self.close()
+        tmp = self.path.with_name(self.path.name + ".restoring")
+        shutil.copyfile(snapshot, tmp)
+        os.replace(tmp, self.path)
+
+    def integrity(self) -> str:
+        with self.read(0) as conn:
+            rows = conn.all("PRAGMA integrity_check")
+        return "; ".join(str(next(iter(r.values()))) for r in rows)
 
     def close(self) -> None:
         with self._all_lock:

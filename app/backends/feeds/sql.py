@@ -52,7 +52,7 @@ class SqlFeedStore(FeedStore):
         with self.db.read(ids.shard_of(user_id)) as conn:
             rows = conn.all(
                 "SELECT post_id FROM feed_items WHERE user_id = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?",
-                (user_id, before if before is not None else ids.MAX_ID + 1, limit),
+                (user_id, before if before is not None else ids.MAX_ID, limit),  # MAX_ID + 1 overflows BIGINT
             )
         return [r["post_id"] for r in rows]
 

@@ -1,0 +1,268 @@
+"""Accounts: sign-up, sign-in, profile and password. One function per mutation, used by the pages,
+the API, the CLI and tasks alike.
+
+Where rows live: the user row on the user's own logical shard (chosen at random at sign-up, and
+inside the user's id); `usernames` (lowercase name -> id) on the shard hashed from the name;
+invites and site flags on shard 0. Each write touches one shard; a sign-up writes the user row
+first and then claims the name, undoing the row if the name was taken meanwhile.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass, field
+
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app import ids, metrics
+from app.clock import now_ms
+from app.context import Context
+from app.errors import Forbidden, UserError
+
+USERNAME_RULES = "1–30 characters: lowercase letters, digits, underscores and dots"
+_USERNAME = re.compile(r"^[a-z0-9_.]{1,30}$")
+# Names that would read as the site speaking.
+RESERVED = {"admin", "administrator", "root", "pinhole", "support", "help", "system", "moderator", "staff"}
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024
+MAX_DISPLAY_NAME, MAX_BIO = 64, 300
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    bio: str
+    avatar_key: str | None
+    avatar_upload_key: str | None
+    avatar_error: str | None
+    is_admin: bool
+    is_private: bool
+    session_epoch: int
+    created_at: int
+    password_hash: str = field(repr=False)
+
+    @property
+    def shard(self) -> int:
+        return ids.shard_of(self.id)
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.username
+
+
+def _user(row: dict) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        bio=row["bio"],
+        avatar_key=row["avatar_key"],
+        avatar_upload_key=row["avatar_upload_key"],
+        avatar_error=row["avatar_error"],
+        is_admin=bool(row["is_admin"]),
+        is_private=bool(row["is_private"]),
+        session_epoch=row["session_epoch"],
+        created_at=row["created_at"],
+        password_hash=row["password_hash"],
+    )
+
+
+def normalize_username(raw: str) -> str:
+    """The canonical (lowercase) form of a username, or a UserError saying what is wrong."""
+    name = (raw or "").strip().lstrip("@").lower()
+    if not name:
+        raise UserError("Choose a username.", field="username")
+    if len(name) > 30:
+        raise UserError(f"That username is {len(name)} characters; the limit is 30.", field="username")
+    if not _USERNAME.match(name):
+        raise UserError(f"Usernames may use {USERNAME_RULES}.", field="username")
+    if name.startswith(".") or name.endswith(".") or ".." in name:
+        raise UserError("A username cannot start or end with a dot, or have two dots in a row.", field="username")
+    return name
+
+
+def check_new_password(password: str, username: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"Use at least {MIN_PASSWORD} characters for your password.", field="password")
+    if len(password) > MAX_PASSWORD:
+        raise UserError(f"Passwords are limited to {MAX_PASSWORD} characters.", field="password")
+    if password.strip().lower() == username:
+        raise UserError("Your password cannot be your username.", field="password")
+
+
+def get_user(ctx: Context, user_id: int) -> User | None:
+    with ctx.db.read(ids.shard_of(user_id)) as conn:
+        row = conn.one("SELECT * FROM users WHERE id = ?", (user_id,))
+    return _user(row) if row else None
+
+
+def user_id_for(ctx: Context, username: str) -> int | None:
+    name = (username or "").strip().lstrip("@").lower()
+    if not _USERNAME.match(name):
+        return None
+    with ctx.db.read(ctx.db.shard_for_key(name)) as conn:
+        return conn.value("SELECT user_id FROM usernames WHERE username = ?", (name,))
+
+
+def find_user(ctx: Context, username: str) -> User | None:
+    user_id = user_id_for(ctx, username)
+    return get_user(ctx, user_id) if user_id else None
+
+
+def create_user(
+    ctx: Context,
+    username: str,
+    password: str,
+    *,
+    invite_code: str | None = None,
+    admin: bool = False,
+    by_operator: bool = False,
+) -> User:
+    """Make an account. Sign-ups follow `accounts.registration`; the operator's CLI does not.
+
+    The first account on a server becomes its admin.
+    """
+    name = normalize_username(username)
+    check_new_password(password, name)
+    mode = ctx.config.accounts.registration
+    if not by_operator and mode == "closed":
+        raise Forbidden("Sign-ups are closed on this server. Ask its admin for an account.")
+    if name in RESERVED or user_id_for(ctx, name) is not None:
+        raise UserError("That username is taken. Try another.", field="username")
+    invite_hash = None
+    if not by_operator and mode == "invite":
+        invite_hash = _claim_invite(ctx, invite_code or "")
+    try:
+        password_hash = ctx.hasher.hash(password)
+        now = now_ms()
+        shard = secrets.randbelow(ctx.db.logical_shards)
+        with ctx.db.write(shard) as conn:
+            user_id = ids.next_id(conn, shard)
+            conn.run(
+                "INSERT INTO users (id, username, password_hash, is_admin, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (user_id, name, password_hash, int(admin), now, now),
+            )
+        with ctx.db.write(ctx.db.shard_for_key(name)) as conn:
+            claimed = conn.run(
+                "INSERT INTO usernames (username, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, user_id)
+            )
+        if not claimed:
+            with ctx.db.write(shard) as conn:
+                conn.run("DELETE FROM users WHERE id = ?", (user_id,))
+            raise UserError("That username is taken. Try another.", field="username")
+    except BaseException:
+        if invite_hash:
+            _release_invite(ctx, invite_hash)
+        raise
+    if invite_hash:
+        with ctx.db.write(0) as conn:
+            conn.run("UPDATE invites SET used_by = ? WHERE code_hash = ?", (user_id, invite_hash))
+    with ctx.db.write(0) as conn:
+        first = conn.run(
+            "INSERT INTO site_flags (name, value) VALUES ('first_user', ?) ON CONFLICT DO NOTHING", (str(user_id),)
+        )
+    if first and not admin:
+        with ctx.db.write(shard) as conn:
+            conn.run("UPDATE users SET is_admin = 1 WHERE id = ?", (user_id,))
+    metrics.SIGNUPS.inc()
+    user = get_user(ctx, user_id)
+    assert user is not None
+    return user
+
+
+def authenticate(ctx: Context, username: str, password: str) -> User | None:
+    """The user if the password is right; None for a wrong password or unknown user alike."""
+    user = find_user(ctx, username)
+    if user is None or len(password) > MAX_PASSWORD:
+        _verify(ctx, _dummy_hash(ctx), password[:MAX_PASSWORD])
+        return None
+    if not _verify(ctx, user.password_hash, password):
+        return None
+    if ctx.hasher.check_needs_rehash(user.password_hash):
+        with ctx.db.write(user.shard) as conn:
+            conn.run("UPDATE users SET password_hash = ? WHERE id = ?", (ctx.hasher.hash(password), user.id))
+    return user
+
+
+def _verify(ctx: Context, password_hash: str, password: str) -> bool:
+    try:
+        return ctx.hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+@functools.cache
+def _dummy_hash(ctx: Context) -> str:
+    """Checked when the username is unknown, so that answer takes as long as a wrong password."""
+    return ctx.hasher.hash(secrets.token_hex(16))
+
+
+def update_profile(ctx: Context, user: User, display_name: str, bio: str, is_private: bool | None = None) -> User:
+    display_name = " ".join((display_name or "").split())
+    bio = (bio or "").replace("\r\n", "\n").strip()
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise UserError(f"Names are limited to {MAX_DISPLAY_NAME} characters.", field="display_name")
+    if len(bio) > MAX_BIO:
+        raise UserError(f"Your bio is {len(bio)} characters; the limit is {MAX_BIO}.", field="bio")
+    private = user.is_private if is_private is None else is_private
+    with ctx.db.write(user.shard) as conn:
+        conn.run(
+            "UPDATE users SET display_name = ?, bio = ?, is_private = ?, updated_at = ? WHERE id = ?",
+            (display_name, bio, int(private), now_ms(), user.id),
+        )
+    return get_user(ctx, user.id)  # type: ignore[return-value]
+
+
+def change_password(ctx: Context, user: User, current: str, new: str) -> User:
+    """Set a new password and end every session of the account (the caller starts a fresh one)."""
+    if not _verify(ctx, user.password_hash, current[:MAX_PASSWORD]):
+        raise UserError("Your current password is not right.", field="current_password")
+    check_new_password(new, user.username)
+    new_hash = ctx.hasher.hash(new)
+    with ctx.db.write(user.shard) as conn:
+        conn.run(
+            "UPDATE users SET password_hash = ?, session_epoch = session_epoch + 1, updated_at = ? WHERE id = ?",
+            (new_hash, now_ms(), user.id),
+        )
+    return get_user(ctx, user.id)  # type: ignore[return-value]
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().encode("utf-8")).hexdigest()
+
+
+def create_invite(ctx: Context, created_by: int | None) -> str:
+    """A single-use invite code, valid for `accounts.invite_days`."""
+    code = secrets.token_urlsafe(12)
+    now = now_ms()
+    with ctx.db.write(0) as conn:
+        conn.run(
+            "INSERT INTO invites (code_hash, created_by, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            (_hash_code(code), created_by, now, now + ctx.config.accounts.invite_days * 86_400_000),
+        )
+    return code
+
+
+def _claim_invite(ctx: Context, code: str) -> str:
+    if not code.strip():
+        raise UserError("This server is invite-only: enter the invite code you were given.", field="invite")
+    code_hash = _hash_code(code)
+    with ctx.db.write(0) as conn:
+        # used_by = 0 marks a claim in progress; the new user's id replaces it.
+        claimed = conn.run(
+            "UPDATE invites SET used_by = 0, used_at = ? WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?",
+            (now_ms(), code_hash, now_ms()),
+        )
+    if not claimed:
+        raise UserError("That invite code is not valid: it may be mistyped, used or expired.", field="invite")
+    return code_hash
+
+
+def _release_invite(ctx: Context, code_hash: str) -> None:
+    with ctx.db.write(0) as conn:
+        conn.run("UPDATE invites SET used_by = NULL, used_at = NULL WHERE code_hash = ? AND used_by = 0", (code_hash,))

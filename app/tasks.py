@@ -1,0 +1,32 @@
+"""Every queue task, registered by name in each process that enqueues or runs them."""
+
+from __future__ import annotations
+
+import logging
+
+from app import metrics
+from app.context import Context
+from app.services import avatars
+
+log = logging.getLogger("pinhole.tasks")
+
+
+def register_tasks(ctx: Context) -> None:
+    queue = ctx.backends.queue
+    retries = ctx.config.queue.task_retries
+
+    def process_avatar(user_id: int) -> None:
+        avatars.process_avatar(ctx, user_id)
+
+    def sweep_stuck() -> None:
+        avatars.sweep_stuck_avatars(ctx)
+        metrics.QUEUE_DEPTH.set(queue.pending())
+
+    def purge_expired_state() -> None:
+        purged = ctx.backends.kv.purge_expired()
+        if purged:
+            log.info("purged %d expired sessions and counters", purged)
+
+    queue.register("process_avatar", process_avatar, retries=retries)
+    queue.register_periodic("sweep_stuck", sweep_stuck, every_minutes=1)
+    queue.register_periodic("purge_expired_state", purge_expired_state, every_minutes=15)

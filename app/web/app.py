@@ -1,0 +1,98 @@
+"""The Litestar application: built once per server process from config."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import cache
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.config import load_config
+from app.context import Context, build_context
+from app.logs import setup_logging
+from app.media.images import harden_vips
+from app.web import errors
+from app.web.deps import provide_ctx, provide_viewer
+from app.web.observe import observe_requests
+from app.web.routes import accounts, media, ops, pages
+from app.web.security import security_headers
+
+ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger("pinhole")
+
+
+@cache
+def static_url(name: str) -> str:
+    """A cache-busting URL: the file's hash changes when it does."""
+    digest = hashlib.sha256((ROOT / "static" / name).read_bytes()).hexdigest()[:10]
+    return f"/static/{name}?v={digest}"
+
+
+def avatar_url(user) -> str:
+    return f"/media/{user.avatar_key}" if user and user.avatar_key else static_url("avatar.svg")
+
+
+def _templates(engine: JinjaTemplateEngine) -> None:
+    engine.engine.globals.update(static_url=static_url, avatar_url=avatar_url)
+
+
+def create_app(ctx: Context | None = None) -> Litestar:
+    """The app for `ctx`, or (as Granian's factory, no argument) for the config in PINHOLE_CONFIG."""
+    if ctx is None:
+        config = load_config()
+        setup_logging(config.log.level, config.log.format)
+        ctx = build_context(config)
+    harden_vips()
+    config = ctx.config
+
+    def start_workers() -> None:
+        if config.queue.embedded_workers > 0:
+            ctx.consumer = ctx.backends.queue.start_consumer(config.queue.embedded_workers)
+            log.info("embedded queue workers started", extra={"threads": config.queue.embedded_workers})
+
+    def stop() -> None:
+        consumer = getattr(ctx, "consumer", None)
+        if consumer is not None:
+            consumer.stop()
+        ctx.close()
+
+    return Litestar(
+        route_handlers=[
+            accounts.router,
+            ops.healthz,
+            ops.readyz,
+            ops.prometheus,
+            ops.favicon,
+            media.media,
+            pages.home,
+            pages.profile,
+            create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
+        ],
+        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False), "viewer": Provide(provide_viewer, sync_to_thread=True)},
+        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_templates),
+        csrf_config=CSRFConfig(
+            secret=ctx.secret_key,
+            cookie_name="pinhole_csrf",
+            cookie_httponly=True,
+            cookie_secure=config.https,
+            cookie_samesite="lax",
+            header_name="x-csrf-token",
+        ),
+        middleware=[observe_requests],
+        before_send=[security_headers(config)],
+        exception_handlers=errors.HANDLERS,
+        on_startup=[start_workers],
+        on_shutdown=[stop],
+        request_max_body_size=config.server.max_body_mb * 1024 * 1024,
+        state=State({"ctx": ctx}),
+        debug=False,
+        logging_config=None,
+    )

@@ -1,0 +1,69 @@
+"""What every handler may ask for: the context, the signed-in viewer, form helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import Cookie
+from litestar.response import Redirect, Template
+
+from app.context import Context
+from app.services import sessions
+from app.services.accounts import User
+from app.web.security import client_ip
+
+
+class LoginRequired(Exception):
+    """Raised by handlers that need a signed-in viewer; answered with a redirect to /login."""
+
+
+def provide_ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def provide_viewer(request: Request) -> User | None:
+    ctx: Context = request.app.state.ctx
+    user = sessions.user_for_session(ctx, request.cookies.get(sessions.COOKIE))
+    request.state.viewer = user
+    return user
+
+
+def require(viewer: User | None) -> User:
+    if viewer is None:
+        raise LoginRequired()
+    return viewer
+
+
+def ip_of(request: Request) -> str:
+    return client_ip(request, request.app.state.ctx.config.server.trusted_proxies)
+
+
+def page(template: str, status: int = 200, **context: Any) -> Template:
+    context.setdefault("error", None)
+    context.setdefault("form", {})
+    return Template(template_name=template, context=context, status_code=status)
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect to another host after sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def session_cookie(ctx: Context, token: str | None) -> Cookie:
+    """The session cookie, or (token None) the instruction to delete it."""
+    return Cookie(
+        key=sessions.COOKIE,
+        value=token or "",
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=ctx.config.https,
+        max_age=ctx.config.sessions.lifetime_days * 86_400 if token else 0,
+    )
+
+
+def see_other(path: str, cookies: list[Cookie] | None = None) -> Redirect:
+    return Redirect(path, status_code=303, cookies=cookies or [])

@@ -1,0 +1,187 @@
+"""Sign-up, sign-in, sign-out, profile and password pages. Thin: the services do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+from litestar.response import Redirect, Template
+
+from app.context import Context
+from app.errors import UserError
+from app.services import accounts, avatars, ratelimit, sessions
+from app.services.accounts import User
+from app.web.deps import ip_of, page, require, safe_next, see_other, session_cookie
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
+WRONG_LOGIN = "That username and password don't match. Check them and try again."
+
+
+def _field(data: dict[str, Any], name: str, limit: int = 4096) -> str:
+    value = data.get(name, "")
+    return value[:limit] if isinstance(value, str) else ""
+
+
+@get("/signup", sync_to_thread=True)
+def signup_form(ctx: Context, viewer: User | None, invite: str = "") -> Template | Redirect:
+    if viewer:
+        return see_other("/")
+    return page("accounts/signup.html", mode=ctx.config.accounts.registration, form={"invite": invite[:64]})
+
+
+@post("/signup", sync_to_thread=True)
+def signup(request: Request, ctx: Context, data: dict[str, Any] = Form) -> Template | Redirect:
+    form = {k: _field(data, k) for k in ("username", "password", "invite")}
+    try:
+        ratelimit.limit(ctx, "signup-ip", ip_of(request), ctx.config.limits.signup_per_ip)
+        user = accounts.create_user(ctx, form["username"], form["password"], invite_code=form["invite"])
+    except UserError as exc:
+        form.pop("password")
+        return page(
+            "accounts/signup.html", exc.status, mode=ctx.config.accounts.registration, form=form, error=exc
+        )
+    return see_other("/settings/profile?welcome=1", [session_cookie(ctx, sessions.start_session(ctx, user))])
+
+
+@get("/login", sync_to_thread=True)
+def login_form(viewer: User | None, next: str = "/") -> Template | Redirect:
+    if viewer:
+        return see_other(safe_next(next))
+    return page("accounts/login.html", form={"next": safe_next(next)})
+
+
+@post("/login", sync_to_thread=True)
+def login(request: Request, ctx: Context, data: dict[str, Any] = Form) -> Template | Redirect:
+    form = {"username": _field(data, "username", 64), "next": safe_next(_field(data, "next"))}
+    limits = ctx.config.limits
+    try:
+        ratelimit.limit(ctx, "login-ip", ip_of(request), limits.login_per_ip)
+        ratelimit.limit(ctx, "login-account", form["username"].strip().lower(), limits.login_per_account)
+        user = accounts.authenticate(ctx, form["username"], _field(data, "password", 2048))
+        if user is None:
+            raise UserError(WRONG_LOGIN, status=401)
+    except UserError as exc:
+        return page("accounts/login.html", exc.status, form=form, error=exc)
+    # A new token at every sign-in: a token planted before login is never promoted.
+    sessions.end_session(ctx, request.cookies.get(sessions.COOKIE))
+    return see_other(form["next"], [session_cookie(ctx, sessions.start_session(ctx, user))])
+
+
+@post("/logout", sync_to_thread=True)
+def logout(request: Request, ctx: Context) -> Redirect:
+    sessions.end_session(ctx, request.cookies.get(sessions.COOKIE))
+    return see_other("/", [session_cookie(ctx, None)])
+
+
+@get("/settings/profile", sync_to_thread=True)
+def profile_form(viewer: User | None, welcome: bool = False) -> Template:
+    user = require(viewer)
+    return page("accounts/profile.html", user=user, form=_profile_form(user), welcome=welcome)
+
+
+def _profile_form(user: User) -> dict[str, Any]:
+    return {"display_name": user.display_name, "bio": user.bio, "is_private": user.is_private}
+
+
+@post("/settings/profile", sync_to_thread=True)
+def profile_save(ctx: Context, viewer: User | None, data: dict[str, Any] = Form) -> Template | Redirect:
+    user = require(viewer)
+    form = {
+        "display_name": _field(data, "display_name"),
+        "bio": _field(data, "bio"),
+        "is_private": _field(data, "is_private") == "on",
+    }
+    try:
+        accounts.update_profile(ctx, user, form["display_name"], form["bio"], form["is_private"])
+    except UserError as exc:
+        return page("accounts/profile.html", exc.status, user=user, form=form, error=exc)
+    return see_other("/settings/profile?saved=1")
+
+
+@post("/settings/avatar", sync_to_thread=True)
+def avatar_upload(ctx: Context, viewer: User | None, data: dict[str, Any] = Multipart) -> Template | Redirect:
+    user = require(viewer)
+    upload = data.get("avatar")
+    try:
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise UserError("Choose a photo to upload.", field="avatar")
+        limit = ctx.config.media.max_upload_mb * 1024 * 1024
+        avatars.upload_avatar(ctx, user, upload.file.read(limit + 1))
+    except UserError as exc:
+        return page("accounts/profile.html", exc.status, user=user, form=_profile_form(user), error=exc)
+    return see_other("/settings/profile?avatar=1")
+
+
+@post("/settings/avatar/remove", sync_to_thread=True)
+def avatar_remove(ctx: Context, viewer: User | None) -> Redirect:
+    avatars.remove_avatar(ctx, require(viewer))
+    return see_other("/settings/profile")
+
+
+@get("/settings/password", sync_to_thread=True)
+def password_form(viewer: User | None) -> Template:
+    return page("accounts/password.html", user=require(viewer))
+
+
+@post("/settings/password", sync_to_thread=True)
+def password_change(
+    request: Request, ctx: Context, viewer: User | None, data: dict[str, Any] = Form
+) -> Template | Redirect:
+    user = require(viewer)
+    try:
+        ratelimit.limit(ctx, "password-account", str(user.id), ctx.config.limits.password_per_account)
+        user = accounts.change_password(
+            ctx, user, _field(data, "current_password", 2048), _field(data, "new_password", 2048)
+        )
+    except UserError as exc:
+        return page("accounts/password.html", exc.status, user=user, error=exc)
+    # Every session ended with the epoch bump; this browser continues in a new one.
+    sessions.end_session(ctx, request.cookies.get(sessions.COOKIE))
+    return see_other("/settings/password?changed=1", [session_cookie(ctx, sessions.start_session(ctx, user))])
+
+
+@get("/settings/invites", sync_to_thread=True)
+def invites_page(ctx: Context, viewer: User | None) -> Template:
+    user = require(viewer)
+    if not user.is_admin:
+        raise UserError("Only admins can make invite codes.", status=403)
+    return page("accounts/invites.html", user=user, mode=ctx.config.accounts.registration)
+
+
+@post("/settings/invites", sync_to_thread=True)
+def invite_create(ctx: Context, viewer: User | None) -> Template:
+    user = require(viewer)
+    if not user.is_admin:
+        raise UserError("Only admins can make invite codes.", status=403)
+    code = accounts.create_invite(ctx, user.id)
+    return page(
+        "accounts/invites.html",
+        user=user,
+        mode=ctx.config.accounts.registration,
+        code=code,
+        link=f"{ctx.config.public_url}/signup?invite={code}",
+    )
+
+
+router = Router(
+    path="/",
+    route_handlers=[
+        signup_form,
+        signup,
+        login_form,
+        login,
+        logout,
+        profile_form,
+        profile_save,
+        avatar_upload,
+        avatar_remove,
+        password_form,
+        password_change,
+        invites_page,
+        invite_create,
+    ],
+)

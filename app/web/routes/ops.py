@@ -1,0 +1,46 @@
+"""Operator endpoints: liveness, readiness per backend, Prometheus metrics, the favicon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import get
+from litestar.response import File, Response
+
+from app import metrics
+from app.context import Context
+
+STATIC = Path(__file__).resolve().parents[3] / "static"
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> Response:
+    return Response("ok\n", media_type="text/plain")
+
+
+@get("/readyz", sync_to_thread=True)
+def readyz(ctx: Context) -> Response:
+    checks = ctx.backends.checks()
+    consumer = getattr(ctx, "consumer", None)
+    if ctx.config.queue.embedded_workers > 0 and consumer is not None:
+        checks["embedded_workers"] = (consumer.alive(), f"{ctx.config.queue.embedded_workers} threads")
+    ready = all(ok for ok, _ in checks.values())
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "backends": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
+    }
+    return Response(body, status_code=200 if ready else 503, headers={"cache-control": "no-store"})
+
+
+@get("/metrics", sync_to_thread=True)
+def prometheus(ctx: Context) -> Response:
+    try:
+        metrics.QUEUE_DEPTH.set(ctx.backends.queue.pending())
+    except Exception:
+        pass  # the queue's own health shows in /readyz; metrics must still answer
+    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+
+@get("/favicon.ico", sync_to_thread=False, cache=False)
+def favicon() -> File:
+    return File(STATIC / "favicon.ico", content_disposition_type="inline", headers={"cache-control": "public, max-age=604800"})
