@@ -70,9 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         run=cmd_invite_create
     )
 
-    commands.add_parser("doctor", parents=[common], help="check each configured backend").set_defaults(
-        run=cmd_doctor
-    )
+    commands.add_parser("doctor", parents=[common], help="check each configured backend").set_defaults(run=cmd_doctor)
 
     config = commands.add_parser("config", parents=[common], help="inspect the configuration")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)

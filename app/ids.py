@@ -19,7 +19,8 @@ IDs are taken within one millisecond, the next one moves to the following millis
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from app.backends.database.base import Connection
@@ -52,24 +53,24 @@ def parse(text: str | int | None) -> int | None:
     """An ID from a URL or form field, or None if it is not one."""
     if isinstance(text, int):
         return text if 0 < text <= MAX_ID else None
-    if not text or not text.isascii() or not text.isdigit() or len(text) > 19:
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 19 or text[0] == "0":
         return None
     value = int(text)
     return value if 0 < value <= MAX_ID else None
 
 
 # Advance the shard's sequence in one atomic statement; every right-hand side reads the old row.
-_NEXT_SQL = """
+_NEXT_SQL = f"""
 INSERT INTO id_sequences (shard, last_ms, seq) VALUES (?, ?, 0)
 ON CONFLICT (shard) DO UPDATE SET
   last_ms = CASE WHEN excluded.last_ms > id_sequences.last_ms THEN excluded.last_ms
-                 WHEN id_sequences.seq >= {max_seq} THEN id_sequences.last_ms + 1
+                 WHEN id_sequences.seq >= {_SEQ_MASK} THEN id_sequences.last_ms + 1
                  ELSE id_sequences.last_ms END,
   seq = CASE WHEN excluded.last_ms > id_sequences.last_ms THEN 0
-             WHEN id_sequences.seq >= {max_seq} THEN 0
+             WHEN id_sequences.seq >= {_SEQ_MASK} THEN 0
              ELSE id_sequences.seq + 1 END
 RETURNING last_ms, seq
-""".format(max_seq=_SEQ_MASK)
+"""
 
 
 def next_id(conn: Connection, shard: int, clock: Callable[[], float] = time.time) -> int:

@@ -93,9 +93,7 @@ def sweep_stuck_avatars(ctx: Context) -> int:
     stuck: list[int] = []
     for reader, _shards in ctx.db.shard_groups():
         with reader as conn:
-            rows = conn.all(
-                "SELECT id FROM users WHERE avatar_upload_key IS NOT NULL AND updated_at < ?", (cutoff,)
-            )
+            rows = conn.all("SELECT id FROM users WHERE avatar_upload_key IS NOT NULL AND updated_at < ?", (cutoff,))
         stuck.extend(r["id"] for r in rows)
     for user_id in stuck:
         log.warning("re-enqueueing stuck avatar of user %s", user_id)

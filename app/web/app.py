@@ -9,9 +9,9 @@ from pathlib import Path
 
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -76,8 +76,13 @@ def create_app(ctx: Context | None = None) -> Litestar:
             pages.profile,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],
-        dependencies={"ctx": Provide(provide_ctx, sync_to_thread=False), "viewer": Provide(provide_viewer, sync_to_thread=True)},
-        template_config=TemplateConfig(directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_templates),
+        dependencies={
+            "ctx": Provide(provide_ctx, sync_to_thread=False),
+            "viewer": Provide(provide_viewer, sync_to_thread=True),
+        },
+        template_config=TemplateConfig(
+            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_templates
+        ),
         csrf_config=CSRFConfig(
             secret=ctx.secret_key,
             cookie_name="pinhole_csrf",

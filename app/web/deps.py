@@ -6,12 +6,17 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
 from app.context import Context
 from app.services import sessions
 from app.services.accounts import User
 from app.web.security import client_ip
+
+# Handler parameters filled by the app-level dependencies of the same name.
+CtxDep = NamedDependency[Context]
+ViewerDep = NamedDependency[User | None]
 
 
 class LoginRequired(Exception):

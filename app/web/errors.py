@@ -6,7 +6,11 @@ import logging
 from urllib.parse import quote
 
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+)
 from litestar.response import Redirect, Template
 
 from app.errors import UserError
@@ -24,9 +28,7 @@ MESSAGES = {
     429: "Too many attempts. Wait a few minutes and try again.",
     503: "Pinhole can't reach part of its storage right now. Nothing was changed; try again shortly.",
 }
-CSRF_MESSAGE = (
-    "This form expired or came from another site, so nothing was changed. Reload the page and try again."
-)
+CSRF_MESSAGE = "This form expired or came from another site, so nothing was changed. Reload the page and try again."
 
 
 def _wants_json(request: Request) -> bool:

@@ -18,11 +18,17 @@ from typing import Any
 
 import apsw
 
-from app.backends.database.base import Connection, Database, DatabaseUnavailable, Row, load_migrations
+from app.backends.database.base import (
+    Connection,
+    Database,
+    DatabaseUnavailable,
+    Row,
+    load_migrations,
+)
 
 
 def _dict_rows(cursor: apsw.Cursor, row: tuple) -> Row:
-    return dict(zip((d[0] for d in cursor.get_description()), row))
+    return dict(zip((d[0] for d in cursor.get_description()), row, strict=True))
 
 
 def open_sqlite(path: Path, busy_timeout_ms: int) -> apsw.Connection:

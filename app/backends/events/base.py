@@ -18,7 +18,7 @@ class Subscription(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "Subscription":
+    def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc: object) -> None:

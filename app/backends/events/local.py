@@ -14,7 +14,7 @@ MAX_BACKLOG = 100  # a subscriber that falls this far behind misses messages rat
 
 
 class LocalSubscription(Subscription):
-    def __init__(self, owner: "LocalEvents", channels: list[str]):
+    def __init__(self, owner: LocalEvents, channels: list[str]):
         self.owner = owner
         self.channels = list(channels)
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue(MAX_BACKLOG)

@@ -44,9 +44,7 @@ class SqlFeedStore(FeedStore):
     def remove_post(self, post_id: int, user_ids: Iterable[int]) -> None:
         for shard, users in self._by_shard(user_ids).items():
             with self.db.write(shard) as conn:
-                conn.run_many(
-                    "DELETE FROM feed_items WHERE user_id = ? AND post_id = ?", [(u, post_id) for u in users]
-                )
+                conn.run_many("DELETE FROM feed_items WHERE user_id = ? AND post_id = ?", [(u, post_id) for u in users])
 
     def page(self, user_id: int, before: int | None, limit: int) -> list[int]:
         with self.db.read(ids.shard_of(user_id)) as conn:

@@ -6,18 +6,23 @@ from typing import Any
 
 from litestar import Request, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromQuery, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 
-from app.context import Context
 from app.errors import UserError
 from app.services import accounts, avatars, ratelimit, sessions
 from app.services.accounts import User
-from app.web.deps import ip_of, page, require, safe_next, see_other, session_cookie
+from app.web.deps import (
+    CtxDep,
+    ViewerDep,
+    ip_of,
+    page,
+    require,
+    safe_next,
+    see_other,
+    session_cookie,
+)
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-Multipart = Body(media_type=RequestEncodingType.MULTI_PART)
 WRONG_LOGIN = "That username and password don't match. Check them and try again."
 
 
@@ -27,35 +32,33 @@ def _field(data: dict[str, Any], name: str, limit: int = 4096) -> str:
 
 
 @get("/signup", sync_to_thread=True)
-def signup_form(ctx: Context, viewer: User | None, invite: str = "") -> Template | Redirect:
+def signup_form(ctx: CtxDep, viewer: ViewerDep, invite: FromQuery[str] = "") -> Template | Redirect:
     if viewer:
         return see_other("/")
     return page("accounts/signup.html", mode=ctx.config.accounts.registration, form={"invite": invite[:64]})
 
 
 @post("/signup", sync_to_thread=True)
-def signup(request: Request, ctx: Context, data: dict[str, Any] = Form) -> Template | Redirect:
+def signup(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
     form = {k: _field(data, k) for k in ("username", "password", "invite")}
     try:
         ratelimit.limit(ctx, "signup-ip", ip_of(request), ctx.config.limits.signup_per_ip)
         user = accounts.create_user(ctx, form["username"], form["password"], invite_code=form["invite"])
     except UserError as exc:
         form.pop("password")
-        return page(
-            "accounts/signup.html", exc.status, mode=ctx.config.accounts.registration, form=form, error=exc
-        )
+        return page("accounts/signup.html", exc.status, mode=ctx.config.accounts.registration, form=form, error=exc)
     return see_other("/settings/profile?welcome=1", [session_cookie(ctx, sessions.start_session(ctx, user))])
 
 
 @get("/login", sync_to_thread=True)
-def login_form(viewer: User | None, next: str = "/") -> Template | Redirect:
+def login_form(viewer: ViewerDep, next: FromQuery[str] = "/") -> Template | Redirect:
     if viewer:
         return see_other(safe_next(next))
     return page("accounts/login.html", form={"next": safe_next(next)})
 
 
 @post("/login", sync_to_thread=True)
-def login(request: Request, ctx: Context, data: dict[str, Any] = Form) -> Template | Redirect:
+def login(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
     form = {"username": _field(data, "username", 64), "next": safe_next(_field(data, "next"))}
     limits = ctx.config.limits
     try:
@@ -72,13 +75,13 @@ def login(request: Request, ctx: Context, data: dict[str, Any] = Form) -> Templa
 
 
 @post("/logout", sync_to_thread=True)
-def logout(request: Request, ctx: Context) -> Redirect:
+def logout(request: Request, ctx: CtxDep) -> Redirect:
     sessions.end_session(ctx, request.cookies.get(sessions.COOKIE))
     return see_other("/", [session_cookie(ctx, None)])
 
 
 @get("/settings/profile", sync_to_thread=True)
-def profile_form(viewer: User | None, welcome: bool = False) -> Template:
+def profile_form(viewer: ViewerDep, welcome: FromQuery[bool] = False) -> Template:
     user = require(viewer)
     return page("accounts/profile.html", user=user, form=_profile_form(user), welcome=welcome)
 
@@ -88,7 +91,7 @@ def _profile_form(user: User) -> dict[str, Any]:
 
 
 @post("/settings/profile", sync_to_thread=True)
-def profile_save(ctx: Context, viewer: User | None, data: dict[str, Any] = Form) -> Template | Redirect:
+def profile_save(ctx: CtxDep, viewer: ViewerDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
     user = require(viewer)
     form = {
         "display_name": _field(data, "display_name"),
@@ -103,7 +106,7 @@ def profile_save(ctx: Context, viewer: User | None, data: dict[str, Any] = Form)
 
 
 @post("/settings/avatar", sync_to_thread=True)
-def avatar_upload(ctx: Context, viewer: User | None, data: dict[str, Any] = Multipart) -> Template | Redirect:
+def avatar_upload(ctx: CtxDep, viewer: ViewerDep, data: MultipartBody[dict[str, Any]]) -> Template | Redirect:
     user = require(viewer)
     upload = data.get("avatar")
     try:
@@ -117,19 +120,19 @@ def avatar_upload(ctx: Context, viewer: User | None, data: dict[str, Any] = Mult
 
 
 @post("/settings/avatar/remove", sync_to_thread=True)
-def avatar_remove(ctx: Context, viewer: User | None) -> Redirect:
+def avatar_remove(ctx: CtxDep, viewer: ViewerDep) -> Redirect:
     avatars.remove_avatar(ctx, require(viewer))
     return see_other("/settings/profile")
 
 
 @get("/settings/password", sync_to_thread=True)
-def password_form(viewer: User | None) -> Template:
+def password_form(viewer: ViewerDep) -> Template:
     return page("accounts/password.html", user=require(viewer))
 
 
 @post("/settings/password", sync_to_thread=True)
 def password_change(
-    request: Request, ctx: Context, viewer: User | None, data: dict[str, Any] = Form
+    request: Request, ctx: CtxDep, viewer: ViewerDep, data: URLEncodedBody[dict[str, Any]]
 ) -> Template | Redirect:
     user = require(viewer)
     try:
@@ -145,7 +148,7 @@ def password_change(
 
 
 @get("/settings/invites", sync_to_thread=True)
-def invites_page(ctx: Context, viewer: User | None) -> Template:
+def invites_page(ctx: CtxDep, viewer: ViewerDep) -> Template:
     user = require(viewer)
     if not user.is_admin:
         raise UserError("Only admins can make invite codes.", status=403)
@@ -153,7 +156,7 @@ def invites_page(ctx: Context, viewer: User | None) -> Template:
 
 
 @post("/settings/invites", sync_to_thread=True)
-def invite_create(ctx: Context, viewer: User | None) -> Template:
+def invite_create(ctx: CtxDep, viewer: ViewerDep) -> Template:
     user = require(viewer)
     if not user.is_admin:
         raise UserError("Only admins can make invite codes.", status=403)

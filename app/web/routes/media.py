@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from litestar import Request, get
+from litestar.params import FromPath
 from litestar.response import Response
 
 from app.backends.blobs.base import BlobNotFound, check_key
-from app.context import Context
 from app.errors import NotFound
+from app.web.deps import CtxDep
 
 CONTENT_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "avif": "image/avif", "png": "image/png"}
 # Only finished renditions are public; raw uploads never are.
@@ -15,7 +16,7 @@ PUBLIC_PREFIXES = ("avatars/",)
 
 
 @get("/media/{key:path}", sync_to_thread=True)
-def media(ctx: Context, request: Request, key: str) -> Response:
+def media(ctx: CtxDep, request: Request, key: FromPath[str]) -> Response:
     key = key.lstrip("/")
     extension = key.rsplit(".", 1)[-1]
     try:

@@ -8,7 +8,7 @@ from litestar import get
 from litestar.response import File, Response
 
 from app import metrics
-from app.context import Context
+from app.web.deps import CtxDep
 
 STATIC = Path(__file__).resolve().parents[3] / "static"
 
@@ -19,7 +19,7 @@ def healthz() -> Response:
 
 
 @get("/readyz", sync_to_thread=True)
-def readyz(ctx: Context) -> Response:
+def readyz(ctx: CtxDep) -> Response:
     checks = ctx.backends.checks()
     consumer = getattr(ctx, "consumer", None)
     if ctx.config.queue.embedded_workers > 0 and consumer is not None:
@@ -33,7 +33,7 @@ def readyz(ctx: Context) -> Response:
 
 
 @get("/metrics", sync_to_thread=True)
-def prometheus(ctx: Context) -> Response:
+def prometheus(ctx: CtxDep) -> Response:
     try:
         metrics.QUEUE_DEPTH.set(ctx.backends.queue.pending())
     except Exception:
@@ -43,4 +43,6 @@ def prometheus(ctx: Context) -> Response:
 
 @get("/favicon.ico", sync_to_thread=False, cache=False)
 def favicon() -> File:
-    return File(STATIC / "favicon.ico", content_disposition_type="inline", headers={"cache-control": "public, max-age=604800"})
+    return File(
+        STATIC / "favicon.ico", content_disposition_type="inline", headers={"cache-control": "public, max-age=604800"}
+    )

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from litestar import get
+from litestar.params import FromPath
 from litestar.response import Template
 
-from app.context import Context
 from app.errors import NotFound
 from app.services import accounts
-from app.services.accounts import User
-from app.web.deps import page
+from app.web.deps import CtxDep, ViewerDep, page
 
 
 @get("/", sync_to_thread=True)
-def home(ctx: Context, viewer: User | None) -> Template:
+def home(ctx: CtxDep, viewer: ViewerDep) -> Template:
     if viewer is None:
         return page("home/welcome.html", mode=ctx.config.accounts.registration)
     return page("home/home.html", user=viewer)
 
 
 @get("/{handle:str}", sync_to_thread=True)
-def profile(ctx: Context, viewer: User | None, handle: str) -> Template:
+def profile(ctx: CtxDep, viewer: ViewerDep, handle: FromPath[str]) -> Template:
     """`/@username`: the account's public face."""
     if not handle.startswith("@"):
         raise NotFound("There is no page at this address.")

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real rung-0 site in a temp dir, and a Litestar TestClient for it.
+
+The embedded queue workers are off here; tests run queued tasks deterministically with
+`ctx.backends.queue.run_pending()`. Tests that need the real server process start `main.py serve`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from app.context import Context, build_context
+from app.web.app import create_app
+from tests.backends import make_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = ROOT.parent / "shared" / "testdata" / "images"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def site_config(tmp_path):
+    """Rung-0 settings for one test; override sections with `make_config` directly when needed."""
+    return make_config(tmp_path, queue={"embedded_workers": 0})
+
+
+@pytest.fixture
+def ctx(site_config) -> Iterator[Context]:
+    context = build_context(site_config)
+    context.db.migrate()
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def client(ctx) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client
+
+
+def csrf_token(client: TestClient, path: str = "/login") -> str:
+    """The token a browser would have: the page's hidden form field, after a GET sets the cookie."""
+    page = client.get(path)
+    match = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+def post_form(client: TestClient, path: str, data: dict, *, token_from: str | None = None, **kwargs):
+    token = csrf_token(client, token_from or path)
+    return client.post(path, data={**data, "_csrf_token": token}, follow_redirects=False, **kwargs)
+
+
+def sign_up(client: TestClient, username: str, password: str = PASSWORD, **extra):
+    return post_form(client, "/signup", {"username": username, "password": password, **extra})
+
+
+def log_in(client: TestClient, username: str, password: str = PASSWORD, **extra):
+    return post_form(client, "/login", {"username": username, "password": password, **extra})
