@@ -61,3 +61,41 @@ def sign_up(client: TestClient, username: str, password: str = PASSWORD, **extra
 
 def log_in(client: TestClient, username: str, password: str = PASSWORD, **extra):
     return post_form(client, "/login", {"username": username, "password": password, **extra})
+
+
+@pytest.fixture
+def make_site(tmp_path):
+    """Another site with its own settings: `ctx, client = make_site(accounts={"registration": "closed"})`.
+
+    Each call gets its own data directory under tmp_path; embedded queue workers stay off unless given.
+    """
+    opened = []
+
+    def _make_site(**sections):
+        folder = tmp_path / f"site{len(opened)}"
+        folder.mkdir()
+        sections["queue"] = {"embedded_workers": 0, **sections.get("queue", {})}
+        context = build_context(make_config(folder, **sections))
+        context.db.migrate()
+        test_client = TestClient(create_app(context), base_url="http://127.0.0.1:8000")
+        test_client.__enter__()  # runs the app's lifespan; its shutdown closes the context
+        opened.append(test_client)
+        return context, test_client
+
+    yield _make_site
+    for test_client in reversed(opened):
+        test_client.__exit__(None, None, None)
+
+
+def another_browser(client: TestClient) -> TestClient:
+    """A second browser (own cookies) on the same running app; it does not run the app's lifespan."""
+    return TestClient(client.app, base_url=str(client.base_url))
+
+
+def all_users(ctx: Context) -> list[dict]:
+    """Every user row on the site, across all shards (to prove nothing was created or changed)."""
+    rows: list[dict] = []
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            rows.extend(dict(row) for row in conn.all("SELECT * FROM users ORDER BY id"))
+    return rows
