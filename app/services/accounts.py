@@ -85,13 +85,14 @@ def normalize_username(raw: str) -> str:
     return name
 
 
-def check_new_password(password: str, username: str) -> None:
+def check_new_password(password: str, username: str, field: str = "password") -> None:
+    """`field` names the form input the message belongs to (the password page's is new_password)."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"Use at least {MIN_PASSWORD} characters for your password.", field="password")
+        raise UserError(f"Use at least {MIN_PASSWORD} characters for your password.", field=field)
     if len(password) > MAX_PASSWORD:
-        raise UserError(f"Passwords are limited to {MAX_PASSWORD} characters.", field="password")
+        raise UserError(f"Passwords are limited to {MAX_PASSWORD} characters.", field=field)
     if password.strip().lower() == username:
-        raise UserError("Your password cannot be your username.", field="password")
+        raise UserError("Your password cannot be your username.", field=field)
 
 
 def get_user(ctx: Context, user_id: int) -> User | None:
@@ -222,7 +223,7 @@ def change_password(ctx: Context, user: User, current: str, new: str) -> User:
     """Set a new password and end every session of the account (the caller starts a fresh one)."""
     if not _verify(ctx, user.password_hash, current[:MAX_PASSWORD]):
         raise UserError("Your current password is not right.", field="current_password")
-    check_new_password(new, user.username)
+    check_new_password(new, user.username, field="new_password")
     new_hash = ctx.hasher.hash(new)
     with ctx.db.write(user.shard) as conn:
         conn.run(
