@@ -1,0 +1,95 @@
+"""The live-events seam: JSON messages on named channels, best effort, never blocking the publisher."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+
+def test_a_subscriber_gets_what_is_published(events):
+    with events.subscribe(["user:1"]) as sub:
+        events.publish("user:1", {"type": "post", "id": 42})
+        assert sub.get(timeout=2) == ("user:1", {"type": "post", "id": 42})
+
+
+def test_get_returns_none_after_its_timeout(events):
+    with events.subscribe(["user:1"]) as sub:
+        start = time.monotonic()
+        assert sub.get(timeout=0.2) is None
+        assert 0.15 <= time.monotonic() - start < 1.5
+
+
+def test_get_wakes_up_when_a_message_arrives(events):
+    with events.subscribe(["user:1"]) as sub:
+        timer = threading.Timer(0.1, events.publish, args=("user:1", "late"))
+        timer.start()
+        start = time.monotonic()
+        assert sub.get(timeout=5) == ("user:1", "late")
+        assert time.monotonic() - start < 2
+        timer.join()
+
+
+def test_every_subscriber_gets_each_message_in_order(events):
+    subs = [events.subscribe(["user:1"]) for _ in range(3)]
+    try:
+        for n in range(5):
+            events.publish("user:1", {"n": n})
+        for sub in subs:
+            assert [sub.get(timeout=2) for _ in range(5)] == [("user:1", {"n": n}) for n in range(5)]
+    finally:
+        for sub in subs:
+            sub.close()
+
+
+def test_only_subscribed_channels_arrive(events):
+    with events.subscribe(["user:1", "user:2"]) as sub:
+        events.publish("user:3", "not for me")
+        events.publish("user:10", "not for me either")
+        events.publish("user:2", "for me")
+        events.publish("user:1", "me too")
+        assert sub.get(timeout=2) == ("user:2", "for me")
+        assert sub.get(timeout=2) == ("user:1", "me too")
+        assert sub.get(timeout=0.2) is None
+
+
+def test_publishing_with_no_subscriber_is_fine(events):
+    events.publish("user:404", {"ignored": True})
+    with events.subscribe(["user:404"]) as sub:
+        assert sub.get(timeout=0.1) is None, "an event published before subscribing arrived"
+
+
+def test_close_unsubscribes(events):
+    sub = events.subscribe(["user:1"])
+    other = events.subscribe(["user:1"])
+    try:
+        sub.close()
+        events.publish("user:1", "after close")
+        assert sub.get(timeout=0.2) is None
+        assert other.get(timeout=2) == ("user:1", "after close")
+        sub.close()  # closing twice is fine
+    finally:
+        other.close()
+
+
+def test_a_slow_subscriber_does_not_block_the_publisher(events):
+    with events.subscribe(["user:1"]) as stuck, events.subscribe(["user:1"]) as live:
+        start = time.monotonic()
+        for n in range(2000):  # far beyond any backlog; `stuck` never reads
+            events.publish("user:1", n)
+            if n % 100 == 0:
+                assert live.get(timeout=2) is not None
+                while live.get(timeout=0) is not None:
+                    pass
+        assert time.monotonic() - start < 5, "publishing waited for a slow subscriber"
+        backlog = []
+        while (message := stuck.get(timeout=0.1)) is not None:
+            backlog.append(message[1])
+        assert 0 < len(backlog) < 2000, "the backlog should be bounded"
+        assert backlog == sorted(backlog), "kept messages arrive in order"
+        # Once it catches up, it hears new messages again.
+        events.publish("user:1", "fresh")
+        assert stuck.get(timeout=2) == ("user:1", "fresh")
+
+
+def test_check_reports_the_bus(events):
+    assert events.check()
