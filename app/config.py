@@ -208,7 +208,15 @@ def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[s
             values.setdefault(name, {})[key] = _convert(value, known[key], f"{where}: [{name}] {key}")
             origins[name, key] = where
     for var, text in environ.items():
-        if not var.startswith(ENV_PREFIX) or "__" not in var or var == "PINHOLE_CONFIG":
+        if not var.startswith(ENV_PREFIX) or var == "PINHOLE_CONFIG":
+            continue
+        if "__" not in var:
+            section = var[len(ENV_PREFIX) :].lower().split("_", 1)[0]
+            if section in sections:
+                raise ConfigError(
+                    f"environment variable {var}: separate section and key with two underscores, "
+                    f"e.g. PINHOLE_{section.upper()}__KEY"
+                )
             continue
         name, _, key = var[len(ENV_PREFIX) :].lower().partition("__")
         if name not in sections or key not in _field_types(sections[name]):

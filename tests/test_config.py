@@ -142,6 +142,7 @@ def test_a_missing_file_is_refused_saying_how_to_point_at_one(tmp_path):
         ("PINHOLE_DATABASE__LOGICAL_SHARDS", "3", ["PINHOLE_DATABASE__LOGICAL_SHARDS", "logical_shards"]),
         ("PINHOLE_ACCOUNTS__REGISTRATION", "sometimes", ["PINHOLE_ACCOUNTS__REGISTRATION"]),
         ("PINHOLE_SERVER__MIGRATE_ON_START", "maybe", ["PINHOLE_SERVER__MIGRATE_ON_START"]),
+        ("PINHOLE_SERVER_PORT", "8001", ["PINHOLE_SERVER_PORT", "PINHOLE_SERVER__KEY"]),
     ],
 )
 def test_bad_environment_overrides_are_refused_naming_the_variable(var, value, must_name):

@@ -56,10 +56,11 @@ class Cache(ABC):
                 log.warning("cache delete failed for %s; it expires by its ttl", key, exc_info=True)
 
     def get_or_fill(self, key: str, fill: Callable[[], Any], ttl: int) -> Any:
-        """Read through the cache; on a miss exactly one caller per key runs `fill`.
+        """Read through the cache; on a miss one caller per key at a time runs `fill`.
 
         Others wait briefly for that fill, then fill for themselves without caching. A writer's
-        `invalidate` removes the lease, so a fill that raced a write does not cache stale data.
+        `invalidate` removes the lease, so a fill that started before a write is not stored (short
+        of the instant between the filler's lease check and its set).
         """
         try:
             value = self.get(key)
@@ -68,19 +69,22 @@ class Cache(ABC):
             return fill()
         if value is not None:
             return value
-        token = secrets.token_hex(8)
+        lease, token = _lease_key(key), secrets.token_hex(8)
         try:
-            leased = self.add(_lease_key(key), token, LEASE_SECONDS)
+            leased = self.add(lease, token, LEASE_SECONDS)
         except Exception:
             return fill()
         if leased:
-            value = fill()
             try:
-                if value is not None and self.get(_lease_key(key)) == token:
+                value = fill()
+                if value is not None and self.get(lease) == token:
                     self.set(key, value, ttl)
-                self.delete(_lease_key(key))
             except Exception:
+                if value is None:
+                    raise  # fill itself failed: the caller sees its error
                 log.warning("cache fill of %s not stored", key, exc_info=True)
+            finally:
+                self._release(lease, token)
             return value
         deadline = time.monotonic() + LEASE_WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -92,6 +96,14 @@ class Cache(ABC):
             if value is not None:
                 return value
         return fill()
+
+    def _release(self, lease: str, token: str) -> None:
+        """Drop our lease (not a later filler's) so the next reader need not wait for it to expire."""
+        try:
+            if self.get(lease) == token:
+                self.delete(lease)
+        except Exception:
+            log.warning("cache lease %s not released; it expires by itself", lease, exc_info=True)
 
 
 def _lease_key(key: str) -> str:
