@@ -44,5 +44,8 @@ def prometheus(ctx: CtxDep) -> Response:
 @get("/favicon.ico", sync_to_thread=False, cache=False)
 def favicon() -> File:
     return File(
-        STATIC / "favicon.ico", content_disposition_type="inline", headers={"cache-control": "public, max-age=604800"}
+        STATIC / "favicon.ico",
+        media_type="image/vnd.microsoft.icon",
+        content_disposition_type="inline",
+        headers={"cache-control": "public, max-age=604800"},
     )
