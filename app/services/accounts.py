@@ -71,9 +71,14 @@ def _user(row: dict) -> User:
     )
 
 
+def canonical_username(raw: str) -> str:
+    """The form a typed name is looked up by: `@Ana `, `@@ana` and `ana` all name one account."""
+    return (raw or "").strip().lstrip("@").lower()
+
+
 def normalize_username(raw: str) -> str:
     """The canonical (lowercase) form of a username, or a UserError saying what is wrong."""
-    name = (raw or "").strip().lstrip("@").lower()
+    name = canonical_username(raw)
     if not name:
         raise UserError("Choose a username.", field="username")
     if len(name) > 30:
@@ -102,7 +107,7 @@ def get_user(ctx: Context, user_id: int) -> User | None:
 
 
 def user_id_for(ctx: Context, username: str) -> int | None:
-    name = (username or "").strip().lstrip("@").lower()
+    name = canonical_username(username)
     if not _USERNAME.match(name):
         return None
     with ctx.db.read(ctx.db.shard_for_key(name)) as conn:

@@ -63,7 +63,9 @@ def login(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) -
     limits = ctx.config.limits
     try:
         ratelimit.limit(ctx, "login-ip", ip_of(request), limits.login_per_ip)
-        ratelimit.limit(ctx, "login-account", form["username"].strip().lower(), limits.login_per_account)
+        # Counted per account as sign-in finds it, so "@ana" or "@@ANA" is no fresh allowance for "ana".
+        account = accounts.canonical_username(form["username"])
+        ratelimit.limit(ctx, "login-account", account, limits.login_per_account)
         user = accounts.authenticate(ctx, form["username"], _field(data, "password", 2048))
         if user is None:
             raise UserError(WRONG_LOGIN, status=401)
