@@ -132,11 +132,11 @@ def create_user(
 
     The first account on a server becomes its admin.
     """
+    mode = ctx.config.accounts.registration
+    if not by_operator and mode == "closed":  # before the fields: there is nothing to correct
+        raise Forbidden("Sign-ups are closed on this server. Ask its admin for an account.")
     name = normalize_username(username)
     check_new_password(password, name)
-    mode = ctx.config.accounts.registration
-    if not by_operator and mode == "closed":
-        raise Forbidden("Sign-ups are closed on this server. Ask its admin for an account.")
     if name in RESERVED or user_id_for(ctx, name) is not None:
         raise UserError("That username is taken. Try another.", field="username")
     invite_hash = None
