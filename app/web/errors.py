@@ -14,7 +14,7 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 
 from app.errors import UserError
-from app.web.deps import LoginRequired
+from app.web.deps import LoginRequired, provide_viewer
 
 log = logging.getLogger("pinhole.http")
 
@@ -38,6 +38,12 @@ def _wants_json(request: Request) -> bool:
 def _answer(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return Response({"error": message}, status_code=status)
+    if not hasattr(request.state, "viewer"):
+        # No handler ran (an unknown address): look the viewer up so the page header is right.
+        try:
+            provide_viewer(request)
+        except Exception:
+            request.state.viewer = None
     return Template(template_name="error.html", context={"status": status, "message": message}, status_code=status)
 
 

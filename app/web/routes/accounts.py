@@ -118,7 +118,7 @@ def avatar_upload(ctx: CtxDep, viewer: ViewerDep, data: MultipartBody[dict[str, 
         avatars.upload_avatar(ctx, user, upload.file.read(limit + 1))
     except UserError as exc:
         return page("accounts/profile.html", exc.status, user=user, form=_profile_form(user), error=exc)
-    return see_other("/settings/profile?avatar=1")
+    return see_other("/settings/profile")
 
 
 @post("/settings/avatar/remove", sync_to_thread=True)
