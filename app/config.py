@@ -40,6 +40,8 @@ class ServerConfig:
     secret_key: str = secret()
     # Requests from these addresses may set X-Forwarded-For (nginx in front of the app nodes).
     trusted_proxies: list[str] = field(default_factory=list)
+    # Clients that may read /metrics and the backend details in /readyz (a Prometheus host, say).
+    ops_clients: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     migrate_on_start: bool = True
     max_body_mb: int = 220
 

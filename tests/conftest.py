@@ -25,7 +25,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 def site_config(tmp_path):
     """Rung-0 settings for one test; override sections with `make_config` directly when needed."""
-    return make_config(tmp_path, queue={"embedded_workers": 0})
+    return make_config(tmp_path, queue={"embedded_workers": 0}, server={"ops_clients": ["testclient"]})
 
 
 @pytest.fixture

@@ -139,3 +139,31 @@ def test_profile_page_shows_the_account_with_its_bio_escaped(client):
         assert "Ana &lt;i&gt;P&lt;/i&gt;" in response.text
         assert "<script>alert" not in response.text and "<b>bold" not in response.text
     assert client.get("/@ANA").status_code == 200  # names are case-insensitive
+
+
+def test_unknown_addresses_are_counted_and_carry_a_request_id(client):
+    before = metric(client, "pinhole_http_requests_total", route="unmatched", method="GET", status="404")
+    response = client.get("/no/such/thing")
+    assert response.status_code == 404
+    assert re.fullmatch(r"[0-9a-f]{12}", response.headers["x-request-id"])
+    assert metric(client, "pinhole_http_requests_total", route="unmatched", method="GET", status="404") == before + 1
+    refused = client.post("/settings/profile", data={"bio": "no token"})  # CSRF refusal, outside any handler
+    assert refused.status_code == 403 and "x-request-id" in refused.headers
+
+
+def test_a_404_page_keeps_the_signed_in_header(client):
+    sign_up(client, "header.kept")
+    page = client.get("/no/such/thing")
+    assert page.status_code == 404
+    assert "/@header.kept" in page.text and 'action="/logout"' in page.text
+
+
+def test_metrics_and_backend_details_are_for_operator_addresses_only(make_site):
+    _, client = make_site()  # the default ops_clients: loopback only; the test client is "testclient"
+    assert client.get("/metrics").status_code == 404
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["backends"]["db"] == {"ok": True}  # no paths or versions for strangers
+    _, operator = make_site(server={"ops_clients": ["testclient"]})
+    assert operator.get("/metrics").status_code == 200
+    assert "sqlite" in operator.get("/readyz").json()["backends"]["db"]["detail"]

@@ -472,6 +472,20 @@ def test_missing_fields_get_a_message_not_an_error(client, ctx):
     response = post_form(client, "/settings/avatar", {}, token_from="/settings/profile")
     assert response.status_code == 400
     assert "Choose a photo to upload." in response.text
+    post_form(client, "/settings/profile", {"display_name": "Ana", "bio": "Still here."})
+    before = all_users(ctx)
+    response = post_form(client, "/settings/profile", {})
+    assert response.status_code == 400
+    assert "nothing was changed" in response.text
+    assert all_users(ctx) == before
+
+
+def test_signing_up_while_signed_in_ends_the_old_session(client):
+    sign_up(client, "first.account")
+    old = client.cookies.get("pinhole_session")
+    sign_up(client, "second.account")
+    client.cookies.set("pinhole_session", old)
+    assert "/@first.account" not in client.get("/").text
 
 
 def test_a_photo_over_the_upload_limit_gets_a_413_with_a_message(make_site):

@@ -64,7 +64,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             consumer.stop()
         ctx.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             accounts.router,
             ops.healthz,
@@ -91,7 +91,6 @@ def create_app(ctx: Context | None = None) -> Litestar:
             cookie_samesite="lax",
             header_name="x-csrf-token",
         ),
-        middleware=[observe_requests],
         before_send=[security_headers(config)],
         exception_handlers=errors.HANDLERS,
         on_startup=[start_workers],
@@ -101,3 +100,5 @@ def create_app(ctx: Context | None = None) -> Litestar:
         debug=False,
         logging_config=None,
     )
+    app.asgi_handler = observe_requests(app.asgi_handler)
+    return app

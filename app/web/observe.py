@@ -1,4 +1,5 @@
-"""Per-request metrics and one structured log line per request."""
+"""Per-request metrics and one structured log line per request, for every request: it wraps the
+app's whole handler, so unknown addresses and refusals (CSRF, body too large) are counted too."""
 
 from __future__ import annotations
 
@@ -19,25 +20,19 @@ def observe_requests(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         start = time.perf_counter()
-        status, started = 500, False
+        status = 500
         request_id = secrets.token_hex(6)
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_observed(message: Message) -> None:
-            nonlocal status, started
+            nonlocal status
             if message["type"] == "http.response.start":
-                status, started = message["status"], True
+                status = message["status"]
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
         try:
             await app(scope, receive, send_observed)
-        except Exception as exc:
-            # Raised outside the handler (a CSRF refusal, a body over the limit): the app's exception
-            # handler answers it after we return, with the exception's status, not a 500.
-            if not started:
-                status = getattr(exc, "status_code", None) or getattr(exc, "status", None) or 500
-            raise
         finally:
             route = scope.get("path_template") or "unmatched"
             elapsed = time.perf_counter() - start

@@ -23,6 +23,7 @@ from app.web.deps import (
     session_cookie,
 )
 
+INCOMPLETE = "The form arrived incomplete, so nothing was changed. Reload the page and try again."
 WRONG_LOGIN = "That username and password don't match. Check them and try again."
 
 
@@ -47,6 +48,7 @@ def signup(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) 
     except UserError as exc:
         form.pop("password")
         return page("accounts/signup.html", exc.status, mode=ctx.config.accounts.registration, form=form, error=exc)
+    sessions.end_session(ctx, request.cookies.get(sessions.COOKIE))  # signed in as someone else before
     return see_other("/settings/profile?welcome=1", [session_cookie(ctx, sessions.start_session(ctx, user))])
 
 
@@ -95,6 +97,9 @@ def _profile_form(user: User) -> dict[str, Any]:
 @post("/settings/profile", sync_to_thread=True)
 def profile_save(ctx: CtxDep, viewer: ViewerDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
     user = require(viewer)
+    if "display_name" not in data or "bio" not in data:
+        # A form that lost its fields must not blank the profile.
+        return page("accounts/profile.html", 400, user=user, form=_profile_form(user), error=UserError(INCOMPLETE))
     form = {
         "display_name": _field(data, "display_name"),
         "bio": _field(data, "bio"),

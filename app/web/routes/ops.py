@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import get
+from litestar import Request, get
 from litestar.response import File, Response
 
 from app import metrics
-from app.web.deps import CtxDep
+from app.context import Context
+from app.errors import NotFound
+from app.web.deps import CtxDep, ip_of
 
 STATIC = Path(__file__).resolve().parents[3] / "static"
 
@@ -18,22 +20,32 @@ def healthz() -> Response:
     return Response("ok\n", media_type="text/plain")
 
 
+def _operator(request: Request, ctx: Context) -> bool:
+    return ip_of(request) in ctx.config.server.ops_clients
+
+
 @get("/readyz", sync_to_thread=True)
-def readyz(ctx: CtxDep) -> Response:
+def readyz(request: Request, ctx: CtxDep) -> Response:
+    """Ready or not for anyone (load balancers); what each backend said only for operators."""
     checks = ctx.backends.checks()
     consumer = getattr(ctx, "consumer", None)
     if ctx.config.queue.embedded_workers > 0 and consumer is not None:
         checks["embedded_workers"] = (consumer.alive(), f"{ctx.config.queue.embedded_workers} threads")
     ready = all(ok for ok, _ in checks.values())
+    operator = _operator(request, ctx)
     body = {
         "status": "ready" if ready else "unavailable",
-        "backends": {name: {"ok": ok, "detail": detail} for name, (ok, detail) in checks.items()},
+        "backends": {
+            name: {"ok": ok, **({"detail": detail} if operator else {})} for name, (ok, detail) in checks.items()
+        },
     }
     return Response(body, status_code=200 if ready else 503, headers={"cache-control": "no-store"})
 
 
 @get("/metrics", sync_to_thread=True)
-def prometheus(ctx: CtxDep) -> Response:
+def prometheus(request: Request, ctx: CtxDep) -> Response:
+    if not _operator(request, ctx):
+        raise NotFound("There is nothing at this address.")
     try:
         metrics.QUEUE_DEPTH.set(ctx.backends.queue.pending())
     except Exception:
