@@ -1,5 +1,6 @@
 """The photo pipeline: one upload's bytes in, its stored renditions out. Pure: no storage, web or queue here;
-a queue task calls `process_photo` (never a request: a 24 MP photo takes a few hundred milliseconds).
+a queue task calls `process_photo` (never a request: a 24 MP JPEG takes about 0.2 s of CPU, see
+scaling/RESULTS.md).
 
     photo = process_photo(data, filter_name="clarendon", max_pixels=..., max_bytes=...)
     for rendition in photo.renditions:   # 1080, 640, 320 and 150sq, each as WebP then JPEG (and AVIF if asked)
@@ -194,7 +195,7 @@ def _number(low: float, high: float, digits: int = 1):
     def convert(value) -> float | None:
         try:
             number = float(value[0] if isinstance(value, tuple) else value)
-        except (TypeError, ValueError, ZeroDivisionError):
+        except (TypeError, ValueError, ZeroDivisionError, IndexError):
             return None
         return round(number, digits) if math.isfinite(number) and low <= number <= high else None
 
