@@ -106,29 +106,16 @@ def restore(ctx: Context, source: Path, progress: Progress | None = None) -> Sum
     if any(True for _ in ctx.backends.blobs.keys()):
         raise BackupError(f"{ctx.config.data_dir} already holds media: restore only into an empty data directory")
     try:
-        tar = tarfile.open(source, "r")
+        # Plain tar only, as `backup` writes it; a damaged file fails here or while being read below.
+        tar = tarfile.open(source, "r:")
     except (tarfile.TarError, OSError) as exc:
-        raise BackupError(f"{source} is not a Pinhole backup archive ({exc})") from None
+        raise BackupError(f"{source} is not a Pinhole backup archive ({_one_line(exc)})") from None
     with tar, tempfile.TemporaryDirectory(dir=ctx.config.data_dir) as work:
-        manifest = _read_manifest(tar, source)
-        if manifest["logical_shards"] != ctx.db.logical_shards:
-            raise BackupError(
-                f"the backup has {manifest['logical_shards']} logical shards but [database] logical_shards = "
-                f"{ctx.db.logical_shards}; set it to {manifest['logical_shards']} to restore"
-            )
-        snapshot = Path(work) / SNAPSHOT
-        member = _member(tar, SNAPSHOT, source)
-        with tar.extractfile(member) as src, snapshot.open("wb") as out:  # type: ignore[union-attr]
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                out.write(chunk)
-        if _sha256_file(snapshot) != manifest["database_sha256"]:
-            raise BackupError(f"{source}: the database snapshot is damaged (checksum mismatch)")
+        try:
+            manifest, snapshot = _check_archive(ctx, tar, source, Path(work))
+        except (tarfile.TarError, EOFError) as exc:
+            raise BackupError(f"{source} is damaged or truncated ({_one_line(exc)}); nothing was restored") from None
         media = manifest["media"]
-        for key, meta in media.items():
-            check_key(key)
-            data = tar.extractfile(_member(tar, f"media/{key}", source)).read()  # type: ignore[union-attr]
-            if hashlib.sha256(data).hexdigest() != meta["sha256"]:
-                raise BackupError(f"{source}: media/{key} is damaged (checksum mismatch)")
         try:
             ctx.db.restore(snapshot)
         except FileExistsError as exc:
@@ -144,6 +131,36 @@ def restore(ctx: Context, source: Path, progress: Progress | None = None) -> Sum
     return Summary(len(media), 0, source.stat().st_size, ctx.db.schema_version())
 
 
+def _check_archive(ctx: Context, tar: tarfile.TarFile, source: Path, work: Path) -> tuple[dict, Path]:
+    """Read every member and compare it with the manifest; the snapshot is left in `work`."""
+    manifest = _read_manifest(tar, source)
+    if manifest["logical_shards"] != ctx.db.logical_shards:
+        raise BackupError(
+            f"the backup has {manifest['logical_shards']} logical shards but [database] logical_shards = "
+            f"{ctx.db.logical_shards}; set it to {manifest['logical_shards']} to restore"
+        )
+    snapshot = work / SNAPSHOT
+    member = _member(tar, SNAPSHOT, source)
+    with tar.extractfile(member) as src, snapshot.open("wb") as out:  # type: ignore[union-attr]
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            out.write(chunk)
+    if _sha256_file(snapshot) != manifest["database_sha256"]:
+        raise BackupError(f"{source}: the database snapshot is damaged (checksum mismatch)")
+    for key, meta in manifest["media"].items():
+        try:
+            check_key(key)
+        except ValueError:
+            raise BackupError(f"{source}: the manifest names an invalid media key {key!r}") from None
+        data = tar.extractfile(_member(tar, f"media/{key}", source)).read()  # type: ignore[union-attr]
+        if not isinstance(meta, dict) or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            raise BackupError(f"{source}: media/{key} is damaged (checksum mismatch)")
+    return manifest, snapshot
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _read_manifest(tar: tarfile.TarFile, source: Path) -> dict:
     try:
         manifest = json.loads(tar.extractfile(_member(tar, "manifest.json", source)).read())  # type: ignore[union-attr]
@@ -151,6 +168,12 @@ def _read_manifest(tar: tarfile.TarFile, source: Path) -> dict:
         raise BackupError(f"{source}: the manifest is unreadable") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{source}: not a Pinhole backup of format {FORMAT}")
+    if not (
+        isinstance(manifest.get("logical_shards"), int)
+        and isinstance(manifest.get("database_sha256"), str)
+        and isinstance(manifest.get("media"), dict)
+    ):
+        raise BackupError(f"{source}: the manifest is incomplete")
     return manifest
 
 

@@ -182,6 +182,9 @@ def _check_port_free(config) -> None:
     host, port = config.server.host, config.server.port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server binds: connections left in FIN-WAIT/TIME-WAIT by a crashed server do not
+        # hold the port, while a listening socket still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
@@ -340,7 +343,8 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from app.backup import BackupError, restore
 
-    ctx = _context(args, register_tasks=False)
+    # No backend check: an empty data dir has no tables yet, and opening the database would create it.
+    ctx = _context(args, check_backends=False, register_tasks=False)
     progress, update = _progress()
     try:
         with progress:
