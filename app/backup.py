@@ -62,7 +62,10 @@ def backup(ctx: Context, dest: Path, progress: Progress | None = None) -> Summar
         with tempfile.TemporaryDirectory(dir=ctx.config.data_dir) as work:
             snapshot = Path(work) / SNAPSHOT
             ctx.db.snapshot(snapshot)
-            with tarfile.open(tmp, "w") as tar:
+            # Owner-only from the start: the archive holds password hashes.
+            tmp.unlink(missing_ok=True)  # left by a crashed backup, perhaps with looser permissions
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out, tarfile.open(fileobj=out, mode="w") as tar:
                 tar.add(snapshot, arcname=SNAPSHOT)
                 keys = list(blobs.keys())
                 for done, key in enumerate(keys, 1):

@@ -118,11 +118,15 @@ def _context(args: argparse.Namespace, *, check_backends: bool = True, register_
 
 def _check_backends(ctx) -> None:
     """Every backend answers, or one line naming the section that chooses the broken one."""
-    for name, (ok, detail) in ctx.backends.checks().items():
+    checks = ctx.backends.checks()
+    if checks["db"][0] and ctx.db.schema_version() == 0:
+        # Not a broken backend: the tables were never made (the feeds check would fail on them).
+        ctx.close()
+        raise UserError("the database has no tables yet: run `python main.py migrate` first")
+    for name, (ok, detail) in checks.items():
         if not ok:
             ctx.close()
-            hint = " (run `main.py migrate`?)" if name in ("db", "feeds") and ctx.db.schema_version() == 0 else ""
-            raise ConfigError(f"{ctx.config.source}: [{SECTION_OF[name]}] backend is not usable: {detail}{hint}")
+            raise ConfigError(f"{ctx.config.source}: [{SECTION_OF[name]}] backend is not usable: {detail}")
 
 
 def _migrate(ctx) -> list[str]:
@@ -142,6 +146,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.logs import setup_logging
 
+    if args.port is not None and not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be a port number from 1 to 65535 (got {args.port})")
     # Overrides travel as environment so every server process reads the same settings.
     if args.host:
         os.environ["PINHOLE_SERVER__HOST"] = args.host
@@ -201,13 +207,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     config = _config(args)
     setup_logging(config.log.level, config.log.format)
+    ctx = _context(args)
     if config.events.backend == "local":
         print(
             "note: [events] backend = 'local' cannot reach the web server from a separate worker; "
             "live updates from tasks need a shared events backend",
             file=sys.stderr,
         )
-    ctx = _context(args)
     print(f"Pinhole worker: {args.threads} threads on {ctx.backends.queue.check()}", flush=True)
     try:
         ctx.backends.queue.run_consumer(args.threads)
@@ -236,7 +242,6 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     password = sys.stdin.readline().rstrip("\r\n")
     ctx = _context(args, register_tasks=False)
     try:
-        _require_schema(ctx)
         user = accounts.create_user(ctx, args.name, password, admin=args.admin, by_operator=True)
     finally:
         ctx.close()
@@ -250,7 +255,6 @@ def cmd_invite_create(args: argparse.Namespace) -> int:
 
     ctx = _context(args, register_tasks=False)
     try:
-        _require_schema(ctx)
         code = accounts.create_invite(ctx, created_by=None)
         url = f"{ctx.config.public_url}/signup?invite={code}"
         days = ctx.config.accounts.invite_days
@@ -262,11 +266,6 @@ def cmd_invite_create(args: argparse.Namespace) -> int:
     if mode != "invite":
         print(f'note: [accounts] registration = "{mode}", so sign-ups do not need a code', file=sys.stderr)
     return 0
-
-
-def _require_schema(ctx) -> None:
-    if ctx.db.schema_version() == 0:
-        raise UserError("the database has no tables yet: run `python main.py migrate` first")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
