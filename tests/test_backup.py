@@ -101,6 +101,7 @@ def test_backup_while_signups_run_then_restore(tmp_path, procs):  # noqa: F811
         stream.wait_acked(len(stream.acked) + 2)  # the site kept taking sign-ups throughout
     assert backup.returncode == 0, backup.stdout + backup.stderr
     assert "backup written to" in backup.stdout
+    assert archive.stat().st_mode & 0o777 == 0o600, "the archive holds password hashes: owner-only"
     assert "Traceback" not in backup.stderr
     assert not stream.errors, stream.errors
     acked_before = stream.acked_before(started)

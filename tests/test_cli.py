@@ -158,6 +158,14 @@ def test_unwritable_data_dir(tmp_path, command):
     assert "data_dir" in line and str(blocker / "data") in line and "config.toml" in line
 
 
+def test_serve_port_flag_out_of_range(tmp_path):
+    result = run_cli("serve", "--port", "70000", config=config_path(tmp_path))
+    assert result.returncode == 2
+    line = one_line_error(result)
+    assert "--port" in line and "70000" in line
+    assert "PINHOLE_SERVER__PORT" not in line, "the operator set no environment variable"
+
+
 # --- migrate ---
 
 
@@ -175,6 +183,19 @@ def test_migrate_applies_then_has_nothing_to_do(tmp_path):
         assert ctx.db.integrity() == "ok"
     finally:
         ctx.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["user", "create", "ann", "--password-stdin"], ["invite", "create"], ["backup", "b.tar"], ["worker"], ["serve"]],
+    ids=" ".join,
+)
+def test_commands_on_an_unmigrated_site_say_to_migrate(tmp_path, command):
+    path = config_path(tmp_path, server={"migrate_on_start": False, "port": free_port()})
+    result = run_cli(*command, config=path, stdin=PASSWORD + "\n", timeout=20)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "main.py migrate" in one_line_error(result)
+    assert not (tmp_path / "b.tar").exists()
 
 
 # --- user create ---

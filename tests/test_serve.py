@@ -148,7 +148,10 @@ def test_a_separate_worker_runs_the_tasks(tmp_path, procs):  # noqa: F811
     src = wait_for(lambda: avatar_src(server.url, "wendy"), 20, "the avatar made by `main.py worker`", 0.1)
     assert_avatar_served(server.url, src)
     assert worker.alive(), worker.describe()
-    assert "Traceback" not in worker.stderr()
+    worker.send(signal.SIGTERM)
+    assert worker.wait(timeout=20) in (0, -signal.SIGTERM), worker.describe()
+    assert "Traceback" not in worker.stderr(), worker.stderr()
+    assert worker.wait_group_gone(10)
 
 
 def test_sigterm_stops_the_server_cleanly(tmp_path, procs):  # noqa: F811
