@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from app.clock import now_ms
 from app.services import accounts
 from tests.conftest import PASSWORD, all_users, another_browser, csrf_token, log_in, post_form, sign_up
 
@@ -234,6 +235,18 @@ def test_invite_code_is_not_used_up_by_a_failed_sign_up(make_site):
     assert "That username is taken" in response.text
     assert f'value="{code}"' in response.text  # the code stays in the form
     assert sign_up(client, "ana", invite=code, password="short").status_code == 400
+    assert sign_up(client, "ana", invite=code).status_code == 303
+    assert sorted(u["username"] for u in all_users(ctx)) == ["ana", "boss"]
+
+
+def test_an_invite_claim_left_by_a_crash_is_taken_over_once_stale(make_site):
+    ctx, client, admin = invite_site(make_site)
+    code = accounts.create_invite(ctx, admin.id)
+    with ctx.db.write(0) as conn:  # a sign-up claimed the code, then the process died
+        conn.run("UPDATE invites SET used_by = 0, used_at = ?", (now_ms(),))
+    assert sign_up(client, "ana", invite=code).status_code == 400  # a fresh claim may still finish
+    with ctx.db.write(0) as conn:
+        conn.run("UPDATE invites SET used_at = ?", (now_ms() - accounts.STALE_CLAIM_MS - 1,))
     assert sign_up(client, "ana", invite=code).status_code == 303
     assert sorted(u["username"] for u in all_users(ctx)) == ["ana", "boss"]
 

@@ -28,6 +28,7 @@ _USERNAME = re.compile(r"^[a-z0-9_.]{1,30}$")
 RESERVED = {"admin", "administrator", "root", "pinhole", "support", "help", "system", "moderator", "staff"}
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 MAX_DISPLAY_NAME, MAX_BIO = 64, 300
+STALE_CLAIM_MS = 10 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -259,10 +260,13 @@ def _claim_invite(ctx: Context, code: str) -> str:
         raise UserError("This server is invite-only: enter the invite code you were given.", field="invite")
     code_hash = _hash_code(code)
     with ctx.db.write(0) as conn:
-        # used_by = 0 marks a claim in progress; the new user's id replaces it.
+        # used_by = 0 marks a claim in progress; the new user's id replaces it. A claim left behind by a
+        # crash mid-sign-up is taken over once it is older than any sign-up could take.
+        now = now_ms()
         claimed = conn.run(
-            "UPDATE invites SET used_by = 0, used_at = ? WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?",
-            (now_ms(), code_hash, now_ms()),
+            "UPDATE invites SET used_by = 0, used_at = ? WHERE code_hash = ? AND expires_at > ?"
+            " AND (used_by IS NULL OR (used_by = 0 AND used_at < ?))",
+            (now, code_hash, now, now - STALE_CLAIM_MS),
         )
     if not claimed:
         raise UserError("That invite code is not valid: it may be mistyped, used or expired.", field="invite")
