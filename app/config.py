@@ -71,6 +71,12 @@ class MediaConfig:
     backend: Literal["local"] = "local"
     max_upload_mb: int = 25
     max_pixels: int = 90_000_000
+    # Keep each post's raw upload after its renditions are made (for reprocessing later); off: deleted.
+    keep_original: bool = False
+    # Also make AVIF renditions (smaller files, slower to encode).
+    avif: bool = False
+    # A post still processing this long after its task was enqueued is re-enqueued by the sweep (the task was lost).
+    processing_timeout_seconds: int = 600
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,7 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("cache", "default_ttl_seconds"): (lambda v: v >= 1, "at least 1"),
     ("media", "max_upload_mb"): (lambda v: 1 <= v <= 200, "from 1 to 200"),
     ("media", "max_pixels"): (lambda v: 1_000_000 <= v <= 500_000_000, "from 1000000 to 500000000"),
+    ("media", "processing_timeout_seconds"): (lambda v: 60 <= v <= 86_400, "from 60 to 86400"),
     ("feeds", "max_items"): (lambda v: 10 <= v <= 10_000, "from 10 to 10000"),
     ("sessions", "lifetime_days"): (lambda v: 1 <= v <= 400, "from 1 to 400"),
     ("queue", "embedded_workers"): (lambda v: 0 <= v <= 32, "from 0 to 32"),
