@@ -6,7 +6,7 @@ import logging
 
 from app import metrics
 from app.context import Context
-from app.services import avatars
+from app.services import avatars, posts
 
 log = logging.getLogger("pinhole.tasks")
 
@@ -18,6 +18,15 @@ def register_tasks(ctx: Context) -> None:
     def process_avatar(user_id: int) -> None:
         avatars.process_avatar(ctx, user_id)
 
+    def process_post(post_id: int) -> None:
+        posts.process_post(ctx, post_id)
+
+    def delete_blobs(keys: list[str]) -> None:
+        posts.delete_blobs(ctx, keys)
+
+    def sweep_stuck_posts() -> None:
+        posts.sweep_stuck_posts(ctx)
+
     def sweep_stuck() -> None:
         avatars.sweep_stuck_avatars(ctx)
         metrics.QUEUE_DEPTH.set(queue.pending())
@@ -28,5 +37,8 @@ def register_tasks(ctx: Context) -> None:
             log.info("purged %d expired sessions and counters", purged)
 
     queue.register("process_avatar", process_avatar, retries=retries)
+    queue.register("process_post", process_post, retries=retries)
+    queue.register("delete_blobs", delete_blobs, retries=retries)
     queue.register_periodic("sweep_stuck", sweep_stuck, every_minutes=1)
+    queue.register_periodic("sweep_stuck_posts", sweep_stuck_posts, every_minutes=1)
     queue.register_periodic("purge_expired_state", purge_expired_state, every_minutes=15)
