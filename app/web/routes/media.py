@@ -1,40 +1,120 @@
-"""Stored photos, served with long immutable caching: a key never changes its bytes."""
+"""Stored photos. A key never changes its bytes, so its file name is its ETag and caching is long.
+
+- `avatars/...`: public, like the profiles that show them.
+- `posts/<post_id>/...`: only a finished rendition of a post the viewer may see (`posts.get_post`); anything
+  else is the same 404, decided before any 304 or range answer, so neither leaks that a private post exists.
+  Cached by anyone (immutable) when anonymous visitors may see the post, otherwise only by the viewer's browser.
+- `uploads/...` and everything else: never served.
+
+GET and HEAD, conditional requests (If-None-Match) and a single HTTP byte range (video-style seeking and resumed
+downloads); several ranges or a malformed header get the whole file, as RFC 9110 allows.
+"""
 
 from __future__ import annotations
 
-from litestar import Request, get
+import re
+
+from litestar import Request, route
 from litestar.params import FromPath
 from litestar.response import Response
 
 from app.backends.blobs.base import BlobNotFound, check_key
+from app.context import Context
 from app.errors import NotFound
-from app.web.deps import CtxDep
+from app.services import posts
+from app.services.visibility import can_view
+from app.web.deps import CtxDep, provide_viewer
 
 CONTENT_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "avif": "image/avif", "png": "image/png"}
-# Only finished renditions are public; raw uploads never are.
-PUBLIC_PREFIXES = ("avatars/",)
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+# A private post's file may sit in its viewer's browser for a day, never in a shared cache.
+PRIVATE_CACHE = "private, max-age=86400"
+NO_SUCH_PHOTO = "No such photo."
+# One range; 19 digits at most keeps int() cheap and covers any file size.
+_RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
+UNSATISFIABLE = (-1, -1)
 
 
-@get("/media/{key:path}", sync_to_thread=True)
+@route("/media/{key:path}", http_method=["GET", "HEAD"], sync_to_thread=True)
 def media(ctx: CtxDep, request: Request, key: FromPath[str]) -> Response:
     key = key.lstrip("/")
     extension = key.rsplit(".", 1)[-1]
     try:
         check_key(key)
     except ValueError:
-        raise NotFound("No such photo.") from None
-    if not key.startswith(PUBLIC_PREFIXES) or extension not in CONTENT_TYPES:
-        raise NotFound("No such photo.")
+        raise NotFound(NO_SUCH_PHOTO) from None
+    if extension not in CONTENT_TYPES:
+        raise NotFound(NO_SUCH_PHOTO)
     etag = f'"{key.rsplit("/", 1)[-1]}"'
     headers = {
-        "cache-control": "public, max-age=31536000, immutable",
+        "cache-control": _cache_control(ctx, request, key),
         "etag": etag,
+        "accept-ranges": "bytes",
         "x-content-type-options": "nosniff",
     }
-    if request.headers.get("if-none-match") == etag:
+    if _etag_matches(request.headers.get("if-none-match"), etag):
         return Response(b"", status_code=304, headers=headers)
+    blobs = ctx.backends.blobs
     try:
-        body = ctx.backends.blobs.get(key)
+        size = blobs.size(key)
+        byte_range = _byte_range(request, size, etag)
+        if byte_range is None:
+            body, status = blobs.get(key), 200
+        elif byte_range == UNSATISFIABLE:
+            return Response(b"", status_code=416, headers={**headers, "content-range": f"bytes */{size}"})
+        else:
+            start, end = byte_range
+            body, status = blobs.read_range(key, start, end), 206
+            headers["content-range"] = f"bytes {start}-{end}/{size}"
     except BlobNotFound:
-        raise NotFound("No such photo.") from None
-    return Response(body, media_type=CONTENT_TYPES[extension], headers=headers)
+        raise NotFound(NO_SUCH_PHOTO) from None
+    return Response(body, status_code=status, media_type=CONTENT_TYPES[extension], headers=headers)
+
+
+def _cache_control(ctx: Context, request: Request, key: str) -> str:
+    """How the file may be cached, once the viewer is allowed it; NotFound when not."""
+    if key.startswith("avatars/"):
+        return PUBLIC_CACHE
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "posts":
+        raise NotFound(NO_SUCH_PHOTO)  # raw uploads, and anything not made as a rendition
+    try:
+        post = posts.get_post(ctx, parts[1], provide_viewer(request))
+    except NotFound:
+        raise NotFound(NO_SUCH_PHOTO) from None
+    if key not in posts.media_keys(post):
+        raise NotFound(NO_SUCH_PHOTO)
+    return PUBLIC_CACHE if can_view(ctx, None, post.author) else PRIVATE_CACHE
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def _byte_range(request: Request, size: int, etag: str) -> tuple[int, int] | None:
+    """(first, last) byte of a satisfiable single range; UNSATISFIABLE (answered 416); None for the whole file
+    (no Range, several ranges, a malformed one, or an If-Range that no longer matches)."""
+    header = request.headers.get("range")
+    if not header:
+        return None
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if not match or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        start = int(match[1])
+        end = int(match[2]) if match[2] else size - 1
+        if end < start:
+            return None  # invalid, so ignored (RFC 9110 14.1.1)
+        if start >= size:
+            return UNSATISFIABLE
+        return start, min(end, size - 1)
+    suffix = int(match[2])
+    if suffix == 0:
+        return UNSATISFIABLE
+    return max(0, size - suffix), size - 1
