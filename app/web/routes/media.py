@@ -109,7 +109,7 @@ def _byte_range(request: Request, size: int, etag: str) -> tuple[int, int] | Non
     if match[1]:
         start = int(match[1])
         end = int(match[2]) if match[2] else size - 1
-        if end < start:
+        if match[2] and end < start:
             return None  # invalid, so ignored (RFC 9110 14.1.1)
         if start >= size:
             return UNSATISFIABLE
