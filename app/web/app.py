@@ -23,6 +23,7 @@ from app.web import errors
 from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, media, ops, pages
+from app.web.routes import posts as post_routes
 from app.web.security import security_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             ops.prometheus,
             ops.favicon,
             media.media,
+            post_routes.router,
             pages.home,
             pages.profile,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),

@@ -1,0 +1,62 @@
+// The post page: each photo's dominant colour as its placeholder, and arrows and dots for a carousel of several
+// photos. Swiping is CSS scroll-snap and the dots are plain #photo-N links, so all of it works without this file.
+// Runs on load and again on content htmx swaps in (the processing state turning into photos).
+(function () {
+  "use strict";
+
+  const COLOUR = /^#[0-9a-f]{6}$/i;
+
+  function setUp(root) {
+    root.querySelectorAll(".slide[data-color]").forEach((slide) => {
+      if (COLOUR.test(slide.dataset.color)) slide.style.backgroundColor = slide.dataset.color;
+    });
+    root.querySelectorAll(".carousel-wrap").forEach(carousel);
+  }
+
+  function carousel(wrap) {
+    const track = wrap.querySelector(".carousel");
+    const slides = [...track.querySelectorAll(".slide")];
+    if (slides.length < 2 || wrap.dataset.ready) return;
+    wrap.dataset.ready = "1";
+    const dots = [...(wrap.parentElement.querySelectorAll(".dots .dot") || [])];
+    const prev = wrap.querySelector(".carousel-arrow.prev");
+    const next = wrap.querySelector(".carousel-arrow.next");
+    const current = () => Math.round(track.scrollLeft / Math.max(track.clientWidth, 1));
+    const go = (index) => {
+      const target = slides[Math.max(0, Math.min(index, slides.length - 1))];
+      track.scrollTo({ left: target.offsetLeft - track.offsetLeft, behavior: "smooth" });
+    };
+    const update = () => {
+      const index = current();
+      dots.forEach((dot, i) => {
+        if (i === index) dot.setAttribute("aria-current", "true");
+        else dot.removeAttribute("aria-current");
+      });
+      prev.hidden = index <= 0;
+      next.hidden = index >= slides.length - 1;
+    };
+    prev.addEventListener("click", () => go(current() - 1));
+    next.addEventListener("click", () => go(current() + 1));
+    // A dot scrolls the carousel only, not the whole page as a bare #photo-N link would.
+    dots.forEach((dot, i) => dot.addEventListener("click", (event) => {
+      event.preventDefault();
+      go(i);
+    }));
+    track.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+        event.preventDefault();
+        go(current() + (event.key === "ArrowRight" ? 1 : -1));
+      }
+    });
+    let pending = 0;
+    track.addEventListener("scroll", () => {
+      cancelAnimationFrame(pending);
+      pending = requestAnimationFrame(update);
+    }, { passive: true });
+    update();
+  }
+
+  document.addEventListener("htmx:load", (event) => setUp(event.detail.elt));
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => setUp(document));
+  else setUp(document);
+})();
