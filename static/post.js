@@ -56,6 +56,24 @@
     update();
   }
 
+  // A post deleted (or hidden) while its page polls: say so, and stop polling by replacing the polling element.
+  document.addEventListener("htmx:responseError", (event) => {
+    const target = event.detail.elt;
+    if (target.id !== "post-media" || event.detail.xhr.status !== 404) return;
+    const gone = document.createElement("div");
+    gone.id = "post-media";
+    gone.className = "post-media";
+    const state = document.createElement("div");
+    state.className = "media-state failed";
+    state.setAttribute("role", "alert");
+    const title = document.createElement("p");
+    title.className = "state-title";
+    title.textContent = "This post is no longer available.";
+    state.appendChild(title);
+    gone.appendChild(state);
+    target.replaceWith(gone);
+  });
+
   document.addEventListener("htmx:load", (event) => setUp(event.detail.elt));
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", () => setUp(document));
   else setUp(document);

@@ -179,12 +179,13 @@
   function addTile() {
     const li = document.createElement("li");
     li.className = "thumb add";
-    const label = document.createElement("label");
-    label.htmlFor = input.id;
-    label.className = "thumb-add";
-    label.setAttribute("aria-label", "Add more photos");
-    label.textContent = "+";
-    li.appendChild(label);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "thumb-add";
+    button.setAttribute("aria-label", "Add more photos");
+    button.textContent = "+";
+    button.addEventListener("click", () => input.click());
+    li.appendChild(button);
     return li;
   }
 
@@ -226,6 +227,7 @@
   }
 
   // ---- Choosing and dropping photos
+  $("choose-photos").addEventListener("click", () => input.click());
   input.addEventListener("change", () => {
     const chosen = [...input.files];
     if (chosen.length) addFiles(chosen);
