@@ -139,7 +139,17 @@ def test_the_upload_page_offers_every_filter_and_field(ana):
     text = page.text
     assert 'enctype="multipart/form-data"' in text and 'name="_csrf_token"' in text
     assert 'type="file" name="photos" multiple' in text
-    for name in ("caption", "place_name", "place_lat", "place_lon", "sensitive", "filter_0", "alt_0", "filter_9", "alt_9"):
+    for name in (
+        "caption",
+        "place_name",
+        "place_lat",
+        "place_lon",
+        "sensitive",
+        "filter_0",
+        "alt_0",
+        "filter_9",
+        "alt_9",
+    ):
         assert f'name="{name}"' in text, name
     assert 'name="filter_10"' not in text
     for look in ("normal", "clarendon", "moon", "valencia"):
@@ -197,8 +207,18 @@ def test_a_post_that_fails_processing_shows_why(ctx, ana):
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><script>alert(1)</script></svg>'
 BAD_FILES = {
     "svg with a script": ("evil.svg", SVG, 422, "not a photo Pinhole can read"),
-    "html renamed .jpg": ("photo.jpg", b"<!doctype html><html><body><script>alert(1)</script></body></html>", 422, "not a photo"),
-    "pdf": ("scan.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n", 422, "not a photo"),
+    "html renamed .jpg": (
+        "photo.jpg",
+        b"<!doctype html><html><body><script>alert(1)</script></body></html>",
+        422,
+        "not a photo",
+    ),
+    "pdf": (
+        "scan.pdf",
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n%%EOF\n",
+        422,
+        "not a photo",
+    ),
     "empty file": ("empty.jpg", b"", 422, "The file is empty"),
     "100000 x 100000 png": ("huge.png", png_header(100_000, 100_000), 422, "100000×100000 pixels"),
 }
@@ -222,11 +242,31 @@ FORM_ERRORS = {
     "no photos": ([], {"caption": "nothing to show"}, 400, "Choose at least one photo"),
     "an empty file field": ([("", b"")], {}, 400, "Choose at least one photo"),
     "caption too long": ([("p.jpg", HOPPER)], {"caption": "x" * 2201}, 400, "the limit is 2200"),
-    "coordinates not numbers": ([("p.jpg", HOPPER)], {"place_name": "Home", "place_lat": "north", "place_lon": "2"}, 400, "must be numbers"),
-    "latitude out of range": ([("p.jpg", HOPPER)], {"place_name": "Home", "place_lat": "95", "place_lon": "2"}, 400, "between -90 and 90"),
-    "longitude out of range": ([("p.jpg", HOPPER)], {"place_name": "Home", "place_lat": "45", "place_lon": "-181"}, 400, "between -180 and 180"),
+    "coordinates not numbers": (
+        [("p.jpg", HOPPER)],
+        {"place_name": "Home", "place_lat": "north", "place_lon": "2"},
+        400,
+        "must be numbers",
+    ),
+    "latitude out of range": (
+        [("p.jpg", HOPPER)],
+        {"place_name": "Home", "place_lat": "95", "place_lon": "2"},
+        400,
+        "between -90 and 90",
+    ),
+    "longitude out of range": (
+        [("p.jpg", HOPPER)],
+        {"place_name": "Home", "place_lat": "45", "place_lon": "-181"},
+        400,
+        "between -180 and 180",
+    ),
     "one coordinate": ([("p.jpg", HOPPER)], {"place_name": "Home", "place_lat": "45"}, 400, "both, or neither"),
-    "not a finite number": ([("p.jpg", HOPPER)], {"place_name": "Home", "place_lat": "nan", "place_lon": "inf"}, 400, "must be numbers"),
+    "not a finite number": (
+        [("p.jpg", HOPPER)],
+        {"place_name": "Home", "place_lat": "nan", "place_lon": "inf"},
+        400,
+        "must be numbers",
+    ),
     "unknown filter": ([("p.jpg", HOPPER)], {"filter_0": "sparkles"}, 400, "unknown filter"),
     "alt text too long": ([("p.jpg", HOPPER)], {"alt_0": "a" * 1001}, 400, "the limit is 1000"),
 }
@@ -298,7 +338,10 @@ def test_uploading_needs_a_signed_in_person(ctx, client):
     assert response.status_code == 303 and response.headers["location"] == "/login?next=/upload"
     token = csrf_token(client, "/login")
     posted = client.post(
-        "/upload", data={"_csrf_token": token}, files=[("photos", ("f.jpg", FLOWER, "image/jpeg"))], follow_redirects=False
+        "/upload",
+        data={"_csrf_token": token},
+        files=[("photos", ("f.jpg", FLOWER, "image/jpeg"))],
+        follow_redirects=False,
     )
     assert posted.status_code == 401
     assert_nothing_stored(ctx)

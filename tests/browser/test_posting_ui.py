@@ -91,7 +91,9 @@ def computed_filter(page: Page, selector: str) -> str:
 
 def test_posting_two_photos_on_a_phone(open_context, site):
     procs, config, _server = site
-    context, _watch = open_context(**PHONE, permissions=["geolocation"], geolocation={"latitude": 48.85837, "longitude": 2.294481})
+    context, _watch = open_context(
+        **PHONE, permissions=["geolocation"], geolocation={"latitude": 48.85837, "longitude": 2.294481}
+    )
     page = context.new_page()
     sign_up(page, "lena")
 
@@ -164,7 +166,10 @@ def test_posting_two_photos_on_a_phone(open_context, site):
 
     # The post page, processing: no worker runs yet.
     expect(page).to_have_url(re.compile(r"/p/\d+$"), timeout=20_000)
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
     expect(page.get_by_text("Preparing your 2 photos…")).to_be_visible()
     page.evaluate("window.__sameDocument = 'post'")
     shoot(page, "posting-processing")
@@ -178,7 +183,9 @@ def test_posting_two_photos_on_a_phone(open_context, site):
         "A pink flower, close up",
         "Yellow flowers in a garden",
     ]
-    wait_until(page, "[...document.querySelectorAll('#post-media img')].every((img) => img.complete && img.naturalWidth > 0)")
+    wait_until(
+        page, "[...document.querySelectorAll('#post-media img')].every((img) => img.complete && img.naturalWidth > 0)"
+    )
     expect(page.get_by_text("Two favourites from this morning.")).to_be_visible()
     expect(page.locator(".post-head").get_by_text("Jardin des Plantes")).to_be_visible()
 
@@ -219,7 +226,9 @@ def test_the_composer_refuses_nothing_chosen_and_a_long_caption(open_context):
     expect(page.get_by_role("alert")).to_contain_text("the limit is 2,200")
     # A file the server refuses comes back as a message in the page, and the chosen photos stay.
     page.get_by_label("Caption").fill("fine")
-    page.set_input_files("#f-photos", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 not a photo"})
+    page.set_input_files(
+        "#f-photos", {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 not a photo"}
+    )
     expect(page.locator("#thumbs .thumb-pick")).to_have_count(2)
     page.get_by_role("button", name="Share").click()
     expect(page.get_by_role("alert")).to_contain_text("Photo 2: That file is not a photo Pinhole can read")

@@ -1,18 +1,18 @@
 """The upload page and the post page. Thin: app.services.posts validates, stores and processes.
 
-    GET  /upload            the form (sign-in needed)
-    POST /upload            multipart: photos (1-10 files), filter_<i>, alt_<i>, caption, place_name, place_lat,
-                            place_lon, sensitive; 303 to /p/{id}, or the form again with the message. A request
-                            that asks for JSON (static/upload.js) gets {"location": ...} or {"error", "field"}.
-    GET  /p/{id}            the post; while it is processing, its media block polls /p/{id}/status
-    GET  /p/{id}/status     that media block alone (the htmx fragment)
-    POST /p/{id}/delete     the author deletes the post; 303 to their profile
+GET  /upload            the form (sign-in needed)
+POST /upload            multipart: photos (1-10 files), filter_<i>, alt_<i>, caption, place_name, place_lat,
+                        place_lon, sensitive; 303 to /p/{id}, or the form again with the message. A request
+                        that asks for JSON (static/upload.js) gets {"location": ...} or {"error", "field"}.
+GET  /p/{id}            the post; while it is processing, its media block polls /p/{id}/status
+GET  /p/{id}/status     that media block alone (the htmx fragment)
+POST /p/{id}/delete     the author deletes the post; 303 to their profile
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
@@ -107,9 +107,7 @@ def upload(
     request: Request, ctx: CtxDep, viewer: ViewerDep, data: MultipartBody[dict[str, Any]]
 ) -> Template | Redirect | Response:
     user = require(viewer)
-    form: dict[str, Any] = {
-        name: _text(data, name) for name in ("caption", "place_name", "place_lat", "place_lon")
-    }
+    form: dict[str, Any] = {name: _text(data, name) for name in ("caption", "place_name", "place_lat", "place_lon")}
     form["sensitive"] = _text(data, "sensitive") not in ("", "off", "0", "false")
     for i in range(posts.MAX_PHOTOS):
         form[f"filter_{i}"] = _text(data, f"filter_{i}", 64) or "normal"
@@ -127,7 +125,9 @@ def upload(
             )
             for i, upload in enumerate(files)
         ]
-        created = posts.create_post(ctx, user, photos, caption=form["caption"], place=place, sensitive=form["sensitive"])
+        created = posts.create_post(
+            ctx, user, photos, caption=form["caption"], place=place, sensitive=form["sensitive"]
+        )
     except UserError as exc:
         if _wants_json(request):
             return Response({"error": exc.message, "field": exc.field}, status_code=exc.status)
@@ -167,6 +167,21 @@ def _srcset(media: posts.Media, fmt: str) -> str:
     return ", ".join(entries)
 
 
+def grid_srcset(media: posts.Media, fmt: str) -> str:
+    """For a square grid tile (object-fit: cover): the 150 square and the 640, each described by its shorter
+    side, which is what must cover the tile."""
+    width, height = media.width or 150, media.height or 150
+    entries = []
+    if url := media.urls.get("150sq", {}).get(fmt):
+        entries.append(f"{url} {min(150, width, height)}w")
+    if url := media.urls.get("640", {}).get(fmt):
+        scale = min(1.0, 640 / max(width, height, 1))
+        short = max(1, round(min(width, height) * scale))
+        if short > 150:
+            entries.append(f"{url} {short}w")
+    return ", ".join(entries)
+
+
 def camera_line(camera: dict) -> str:
     """`FUJIFILM X100V · 23 mm · ƒ/2 · 1/250 s · ISO 400` from the whitelisted facts; "" when there are none."""
     make, model = str(camera.get("make", "")), str(camera.get("model", ""))
@@ -184,7 +199,7 @@ def camera_line(camera: dict) -> str:
 
 
 def _when(created_ms: int) -> tuple[str, str]:
-    moment = datetime.fromtimestamp(created_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(created_ms / 1000, tz=UTC)
     return moment.isoformat(timespec="seconds"), f"{moment:%B} {moment.day}, {moment.year}"
 
 
