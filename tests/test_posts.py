@@ -414,6 +414,20 @@ def test_the_sweep_reenqueues_a_lost_task(ctx, ana):
     assert posts.sweep_stuck_posts(ctx) == 0
 
 
+def test_a_post_saved_while_the_queue_is_down_is_processed_by_the_sweep(ctx, ana, monkeypatch):
+    def queue_down(name, *args, **kwargs):
+        raise RuntimeError("queue unavailable")
+
+    monkeypatch.setattr(ctx.backends.queue, "enqueue", queue_down)
+    post = create_post(ctx, ana, [photo("hopper.jpg")])  # saved: the author is not asked to post it twice
+    monkeypatch.undo()
+    assert post.status == "processing" and ctx.backends.queue.pending() == 0
+    age(ctx, post.id, ctx.config.media.processing_timeout_seconds * 1000 + 1000)
+    assert posts.sweep_stuck_posts(ctx) == 1
+    assert ctx.backends.queue.run_pending() == 1
+    assert get_post(ctx, post.id, None).status == "ready"
+
+
 def test_the_sweep_gives_up_after_bounded_attempts(ctx, ana):
     post = create_post(ctx, ana, [photo("flower.jpg"), photo("hopper.jpg")])
     timeout_ms = ctx.config.media.processing_timeout_seconds * 1000
