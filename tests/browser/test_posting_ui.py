@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.backends import make_config
-from tests.browser.conftest import PHONE, shoot
+from tests.browser.conftest import DESKTOP, PHONE, shoot
 from tests.procs import Procs
 
 IMAGES = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "images"
@@ -201,8 +201,17 @@ def test_posting_two_photos_on_a_phone(open_context, site):
     expect(page.locator(".dots .dot").nth(1)).to_have_attribute("aria-current", "true")
     expect(page.get_by_role("button", name="Previous photo")).to_be_visible()
 
-    # Delete it from the ⋯ menu: back to the profile, and the post is gone.
+    # Anyone may see a public account's post; on a wide screen it is a card. No ⋯ menu for them.
     post_url = page.url
+    desktop, _ = open_context(**DESKTOP)
+    visitor = desktop.new_page()
+    visitor.goto(post_url)
+    expect(visitor.locator("#post-media img")).to_have_count(2)
+    expect(visitor.get_by_label("Post options")).to_have_count(0)
+    wait_until(visitor, "document.querySelector('#post-media img').naturalWidth > 0")
+    shoot(visitor, "posting-desktop-post", full_page=False)
+
+    # Delete it from the ⋯ menu: back to the profile, and the post is gone.
     page.get_by_label("Post options").click()
     page.get_by_role("button", name="Delete post").click()
     expect(page).to_have_url(re.compile(r"/@lena$"))
