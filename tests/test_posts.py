@@ -565,3 +565,19 @@ def test_a_missing_post_reads_like_a_hidden_one(ctx, ana):
     with pytest.raises(NotFound) as missing:
         get_post(ctx, post.id + 1, ana)
     assert missing.value.message == NOT_FOUND
+
+
+def test_an_authors_posts_list_newest_first_by_cursor_and_only_when_visible(ctx, ana, bob):
+    made = [ready_post(ctx, ana, [photo("hopper.png")], caption=f"n{i}") for i in range(3)]
+    processing = create_post(ctx, ana, [photo("hopper.png")])  # not ready: never listed
+    listed = posts.list_author_posts(ctx, ana, bob, None, 2)
+    assert [p.id for p in listed] == [made[2].id, made[1].id]
+    assert listed[0].media[0].urls["150sq"]["webp"].startswith(f"/media/posts/{made[2].id}/")
+    older = posts.list_author_posts(ctx, ana, bob, listed[-1].id, 2)
+    assert [p.id for p in older] == [made[0].id]
+    assert processing.id not in {p.id for p in posts.list_author_posts(ctx, ana, ana, None, 10)}
+    accounts.update_profile(ctx, ana, "", "", is_private=True)
+    private_ana = accounts.get_user(ctx, ana.id)
+    assert posts.list_author_posts(ctx, private_ana, bob, None, 10) == []
+    assert posts.list_author_posts(ctx, private_ana, None, None, 10) == []
+    assert len(posts.list_author_posts(ctx, private_ana, private_ana, None, 10)) == 3

@@ -242,6 +242,10 @@ def _load(ctx: Context, post_id: int) -> Post | None:
     author = get_user(ctx, row["author_id"]) if row else None
     if row is None or author is None:
         return None
+    return _post(row, author, media)
+
+
+def _post(row: dict, author: User, media: list[dict]) -> Post:
     return Post(
         id=row["id"],
         author=author,
@@ -253,6 +257,31 @@ def _load(ctx: Context, post_id: int) -> Post | None:
         created_at=row["created_at"],
         media=[_media(m) for m in media],
     )
+
+
+def list_author_posts(ctx: Context, author: User, viewer: User | None, before: int | None, limit: int) -> list[Post]:
+    """The author's ready posts that `viewer` may see, newest first, older than `before`: two queries on the
+    author's shard (posts, then their media), never one per post. [] when the viewer may not see them."""
+    if not can_view(ctx, viewer, author):
+        return []
+    with ctx.db.read(author.shard) as conn:
+        rows = conn.all(
+            "SELECT * FROM posts WHERE author_id = ? AND status = 'ready' AND id < ? ORDER BY id DESC LIMIT ?",
+            (author.id, before if before is not None else ids.MAX_ID, limit),
+        )
+        ids_ = [r["id"] for r in rows]
+        media = (
+            conn.all(
+                f"SELECT * FROM post_media WHERE post_id IN ({', '.join('?' * len(ids_))}) ORDER BY post_id, position",
+                ids_,
+            )
+            if ids_
+            else []
+        )
+    by_post: dict[int, list[dict]] = {}
+    for m in media:
+        by_post.setdefault(m["post_id"], []).append(m)
+    return [_post(r, author, by_post.get(r["id"], [])) for r in rows]
 
 
 def _media(row: dict) -> Media:
