@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from litestar import get
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
+from app import ids
 from app.errors import NotFound
-from app.services import accounts
+from app.services import accounts, posts
 from app.web.deps import CtxDep, ViewerDep, page
+from app.web.routes.posts import grid_srcset
+
+GRID_PAGE = 30  # posts on one page of a profile's grid
 
 
 @get("/", sync_to_thread=True)
@@ -19,11 +23,21 @@ def home(ctx: CtxDep, viewer: ViewerDep) -> Template:
 
 
 @get("/{handle:str}", sync_to_thread=True)
-def profile(ctx: CtxDep, viewer: ViewerDep, handle: FromPath[str]) -> Template:
-    """`/@username`: the account's public face."""
+def profile(ctx: CtxDep, viewer: ViewerDep, handle: FromPath[str], before: FromQuery[str] = "") -> Template:
+    """`/@username`: the account's public face, and a grid of the posts the viewer may see (newest first,
+    GRID_PAGE at a time; `?before=<post id>` for older ones)."""
     if not handle.startswith("@"):
         raise NotFound("There is no page at this address.")
     user = accounts.find_user(ctx, handle[1:])
     if user is None:
         raise NotFound("There is no account with that name.")
-    return page("home/profile.html", profile=user, is_self=viewer is not None and viewer.id == user.id)
+    grid = posts.list_author_posts(ctx, user, viewer, ids.parse(before[:32]), GRID_PAGE + 1)
+    more_before = grid[GRID_PAGE - 1].id if len(grid) > GRID_PAGE else None
+    return page(
+        "home/profile.html",
+        profile=user,
+        is_self=viewer is not None and viewer.id == user.id,
+        posts=grid[:GRID_PAGE],
+        more_before=more_before,
+        grid_srcset=grid_srcset,
+    )
