@@ -448,3 +448,66 @@ def test_log_in_again_and_see_your_processing_post(ctx, client):
     assert client.get(f"/p/{post_id}").status_code == 404
     log_in(client, "ana")
     assert "Preparing your photo" in client.get(f"/p/{post_id}").text
+
+
+# --- The profile grid ----------------------------------------------------------------------------------------------
+
+
+def grid_of(page_html: str) -> list[str]:
+    """The post links of a profile's grid, in order."""
+    if '<ul class="grid"' not in page_html:
+        return []
+    grid = page_html.split('<ul class="grid"', 1)[1].split("</ul>", 1)[0]
+    return re.findall(r'<a href="/p/(\d+)">', grid)
+
+
+def test_the_profile_shows_ready_posts_as_a_grid(ctx, client, another):
+    sign_up(client, "ana")
+    empty = client.get("/@ana").text
+    assert "No photos yet" in empty and 'href="/upload"' in empty and grid_of(empty) == []
+
+    first = _ready_post(ctx, client, alt_0="First flower")
+    second = post_id_of(upload(client, [("a.jpg", FLOWER), ("b.jpg", HOPPER)], {"alt_0": "Second"}))
+    third = post_id_of(upload(client, [("c.jpg", HOPPER)]))
+    page = client.get("/@ana").text
+    assert grid_of(page) == [first]  # only ready posts: the other two are still processing
+    ctx.backends.queue.run_pending()
+    page = client.get("/@ana").text
+    assert grid_of(page) == [third, second, first]
+    assert "No photos yet" not in page
+    grid = page.split('<ul class="grid"', 1)[1].split("</ul>", 1)[0]
+    tiles = re.findall(r"<li.*?</li>", grid, re.S)
+    assert 'alt="First flower"' in tiles[2] and 'alt="Second"' in tiles[1] and 'alt="Photo by ana"' in tiles[0]
+    assert 'title="2 photos"' in tiles[1] and "photos" not in tiles[2].split("<picture>")[0]
+    for tile in tiles:
+        assert re.search(r'<source type="image/webp" srcset="/media/posts/\d+/[0-9a-f]+-150sq\.webp 1\d\dw', tile)
+        assert 'width="150" height="150"' in tile and "-150sq.jpg" in tile
+    assert "style=" not in grid
+
+    # Others see the same grid of a public account, and nothing of a private one.
+    assert grid_of(another.get("/@ana").text) == [third, second, first]
+    post_form(client, "/settings/profile", {"display_name": "", "bio": "", "is_private": "on"})
+    hidden = another.get("/@ana").text
+    assert grid_of(hidden) == [] and "/media/posts/" not in hidden
+    assert grid_of(client.get("/@ana").text) == [third, second, first]  # the author still sees them
+
+
+def test_the_grid_pages_with_before(ctx, client, monkeypatch):
+    from app.web.routes import pages
+
+    monkeypatch.setattr(pages, "GRID_PAGE", 2)
+    sign_up(client, "ana")
+    made = [_ready_post(ctx, client) for _ in range(3)]
+    page = client.get("/@ana").text
+    assert grid_of(page) == [made[2], made[1]]
+    link = re.search(r'href="(/@ana\?before=\d+)"', page).group(1)
+    older = client.get(link).text
+    assert grid_of(older) == [made[0]] and "?before=" not in older
+    assert client.get("/@ana?before=nonsense").status_code == 200
+
+
+def test_a_sensitive_post_is_blurred_in_the_grid(ctx, ana):
+    _ready_post(ctx, ana, sensitive="on", alt_0="Something graphic")
+    grid = ana.get("/@ana").text.split('<ul class="grid"', 1)[1]
+    assert '<li class="sensitive-tile">' in grid and 'alt="Sensitive photo by ana"' in grid
+    assert "Something graphic" not in grid

@@ -211,10 +211,22 @@ def test_posting_two_photos_on_a_phone(open_context, site):
     wait_until(visitor, "document.querySelector('#post-media img').naturalWidth > 0")
     shoot(visitor, "posting-desktop-post", full_page=False)
 
+    # The profile's grid has it as a square tile, marked as several photos; a tap opens it.
+    page.goto("/@lena")
+    tile = page.locator(".grid li a")
+    expect(tile).to_have_count(1)
+    expect(tile.locator("img")).to_have_attribute("alt", "A pink flower, close up")
+    wait_until(page, "document.querySelector('.grid img').naturalWidth > 0")
+    fits_the_phone(page)
+    shoot(page, "posting-profile-grid", full_page=False)
+    tile.click()
+    expect(page).to_have_url(post_url)
+
     # Delete it from the ⋯ menu: back to the profile, and the post is gone.
     page.get_by_label("Post options").click()
     page.get_by_role("button", name="Delete post").click()
     expect(page).to_have_url(re.compile(r"/@lena$"))
+    expect(page.get_by_text("No photos yet")).to_be_visible()
     _watch.error_documents.add(post_url)
     answer = page.goto(post_url)
     assert answer is not None and answer.status == 404
