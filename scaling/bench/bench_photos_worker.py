@@ -30,7 +30,6 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parents[1]
-RESULTS = REPO_ROOT / "scaling" / "RESULTS.md"
 HEADING = "## Photos through the embedded worker"
 WORKERS = 2
 BATCH = 48
@@ -203,23 +202,12 @@ def report(runs: list[dict], ten: list[float], alone: float, megabytes: float, c
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (up to the next "## " heading), keeping every other one."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Scaling results\n\n"
-    start = text.find(HEADING)
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     from bench_renditions import make_photo
 
     from app.context import build_context
     from app.services import accounts
+    from scaling.bench.results import write_section
     from tests.backends import make_config
 
     with tempfile.TemporaryDirectory(prefix="pinhole-photos-worker-") as scratch:
@@ -253,8 +241,8 @@ def main() -> None:
     print(
         f"median: {per_minute:.0f} photos/min through the embedded worker; 10-photo post {statistics.median(ten):.1f} s"
     )
-    write_results(report(runs, ten, alone, megabytes, "make bench BENCH_ARGS=photos_worker"))
-    print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
+    written = write_section(HEADING, report(runs, ten, alone, megabytes, "make bench BENCH_ARGS=photos_worker"))
+    print(f"written to {written.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE = REPO_ROOT.parent / "shared" / "testdata" / "images" / "good" / "flower.jpg"
-RESULTS = REPO_ROOT / "scaling" / "RESULTS.md"
 RUNS = 9
 SINGLE_THREAD_RUNS = 5
 SIZES_MP = (12, 24)
@@ -162,19 +161,9 @@ def report(results: dict[int, dict], memory: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    """Replace the Renditions section of RESULTS.md (up to the next "## " heading), keeping every other one."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Scaling results\n\n"
-    start = text.find("## Renditions")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    RESULTS.write_text(text)
-
-
 def main() -> None:
+    from scaling.bench.results import write_section
+
     with tempfile.TemporaryDirectory(prefix="pinhole-renditions-") as scratch:
         paths = {megapixels: make_photo(Path(scratch), megapixels) for megapixels in SIZES_MP}
         results = {}
@@ -191,8 +180,8 @@ def main() -> None:
             )
         memory = run_child("memory", paths[24])
         print(f"24 MP peak memory (VmHWM): {memory['peak_mb']:.0f} MB (after imports: {memory['baseline_mb']:.0f} MB)")
-    write_results(report(results, memory, "make bench BENCH_ARGS=renditions"))
-    print(f"written to {RESULTS.relative_to(REPO_ROOT)}")
+    written = write_section("## Renditions", report(results, memory, "make bench BENCH_ARGS=renditions"))
+    print(f"written to {written.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":
