@@ -21,6 +21,7 @@ from pathlib import Path
 
 from app.backends.blobs.base import BlobNotFound, check_key
 from app.context import Context
+from app.errors import UserError
 
 FORMAT = 1
 SNAPSHOT = "database.snapshot"
@@ -28,7 +29,7 @@ SNAPSHOT = "database.snapshot"
 Progress = Callable[[str, int, int], None]
 
 
-class BackupError(Exception):
+class BackupError(UserError):
     """A backup or restore that cannot proceed; str() says why and what to do."""
 
 

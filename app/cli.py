@@ -320,15 +320,13 @@ def _progress():
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from app.backup import BackupError, backup
+    from app.backup import backup
 
     ctx = _context(args, register_tasks=False)
     progress, update = _progress()
     try:
         with progress:
             summary = backup(ctx, args.path, update)
-    except BackupError as exc:
-        raise UserError(str(exc)) from None
     finally:
         ctx.close()
     skipped = f", {summary.skipped} deleted while copying" if summary.skipped else ""
@@ -340,7 +338,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from app.backup import BackupError, restore
+    from app.backup import restore
 
     # No backend check: an empty data dir has no tables yet, and opening the database would create it.
     ctx = _context(args, check_backends=False, register_tasks=False)
@@ -348,8 +346,6 @@ def cmd_restore(args: argparse.Namespace) -> int:
     try:
         with progress:
             summary = restore(ctx, args.path, update)
-    except BackupError as exc:
-        raise UserError(str(exc)) from None
     finally:
         ctx.close()
     print(

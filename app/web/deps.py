@@ -44,6 +44,19 @@ def ip_of(request: Request) -> str:
     return client_ip(request, request.app.state.ctx.config.server.trusted_proxies)
 
 
+def form_text(data: dict[str, Any], name: str, limit: int = 10_000) -> str:
+    """One form field as text, bounded: a repeated field gives its first value, a file part gives ""."""
+    value = data.get(name, "")
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return value[:limit].replace("\r\n", "\n") if isinstance(value, str) else ""
+
+
+def wants_json(request: Request) -> bool:
+    """The API and the pages' own scripts get JSON answers; browsers get pages."""
+    return request.url.path.startswith("/api/") or request.headers.get("accept", "").startswith("application/json")
+
+
 def page(template: str, status: int = 200, **context: Any) -> Template:
     context.setdefault("error", None)
     context.setdefault("form", {})

@@ -14,7 +14,7 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 
 from app.errors import UserError
-from app.web.deps import LoginRequired, provide_viewer
+from app.web.deps import LoginRequired, provide_viewer, wants_json
 
 log = logging.getLogger("pinhole.http")
 
@@ -31,12 +31,8 @@ MESSAGES = {
 CSRF_MESSAGE = "This form expired or came from another site, so nothing was changed. Reload the page and try again."
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.headers.get("accept", "").startswith("application/json")
-
-
 def _answer(request: Request, status: int, message: str) -> Response:
-    if _wants_json(request):
+    if wants_json(request):
         return Response({"error": message}, status_code=status)
     if not hasattr(request.state, "viewer"):
         # No handler ran (an unknown address): look the viewer up so the page header is right.
@@ -65,7 +61,7 @@ def http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def login_required(request: Request, exc: LoginRequired) -> Response:
-    if request.method == "GET" and not _wants_json(request):
+    if request.method == "GET" and not wants_json(request):
         return Redirect(f"/login?next={quote(request.url.path)}", status_code=303)
     return _answer(request, 401, MESSAGES[401])
 

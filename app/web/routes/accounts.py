@@ -15,6 +15,7 @@ from app.services.accounts import User
 from app.web.deps import (
     CtxDep,
     ViewerDep,
+    form_text,
     ip_of,
     page,
     require,
@@ -27,11 +28,6 @@ INCOMPLETE = "The form arrived incomplete, so nothing was changed. Reload the pa
 WRONG_LOGIN = "That username and password don't match. Check them and try again."
 
 
-def _field(data: dict[str, Any], name: str, limit: int = 4096) -> str:
-    value = data.get(name, "")
-    return value[:limit] if isinstance(value, str) else ""
-
-
 @get("/signup", sync_to_thread=True)
 def signup_form(ctx: CtxDep, viewer: ViewerDep, invite: FromQuery[str] = "") -> Template | Redirect:
     if viewer:
@@ -41,7 +37,7 @@ def signup_form(ctx: CtxDep, viewer: ViewerDep, invite: FromQuery[str] = "") -> 
 
 @post("/signup", sync_to_thread=True)
 def signup(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
-    form = {k: _field(data, k) for k in ("username", "password", "invite")}
+    form = {k: form_text(data, k, 4096) for k in ("username", "password", "invite")}
     try:
         ratelimit.limit(ctx, "signup-ip", ip_of(request), ctx.config.limits.signup_per_ip)
         user = accounts.create_user(ctx, form["username"], form["password"], invite_code=form["invite"])
@@ -61,14 +57,14 @@ def login_form(viewer: ViewerDep, next: FromQuery[str] = "/") -> Template | Redi
 
 @post("/login", sync_to_thread=True)
 def login(request: Request, ctx: CtxDep, data: URLEncodedBody[dict[str, Any]]) -> Template | Redirect:
-    form = {"username": _field(data, "username", 64), "next": safe_next(_field(data, "next"))}
+    form = {"username": form_text(data, "username", 64), "next": safe_next(form_text(data, "next", 4096))}
     limits = ctx.config.limits
     try:
         ratelimit.limit(ctx, "login-ip", ip_of(request), limits.login_per_ip)
         # Counted per account as sign-in finds it, so "@ana" or "@@ANA" is no fresh allowance for "ana".
         account = accounts.canonical_username(form["username"])
         ratelimit.limit(ctx, "login-account", account, limits.login_per_account)
-        user = accounts.authenticate(ctx, form["username"], _field(data, "password", 2048))
+        user = accounts.authenticate(ctx, form["username"], form_text(data, "password", 2048))
         if user is None:
             raise UserError(WRONG_LOGIN, status=401)
     except UserError as exc:
@@ -101,9 +97,9 @@ def profile_save(ctx: CtxDep, viewer: ViewerDep, data: URLEncodedBody[dict[str, 
         # A form that lost its fields must not blank the profile.
         return page("accounts/profile.html", 400, user=user, form=_profile_form(user), error=UserError(INCOMPLETE))
     form = {
-        "display_name": _field(data, "display_name"),
-        "bio": _field(data, "bio"),
-        "is_private": _field(data, "is_private") == "on",
+        "display_name": form_text(data, "display_name", 4096),
+        "bio": form_text(data, "bio", 4096),
+        "is_private": form_text(data, "is_private") == "on",
     }
     try:
         accounts.update_profile(ctx, user, form["display_name"], form["bio"], form["is_private"])
@@ -145,7 +141,7 @@ def password_change(
     try:
         ratelimit.limit(ctx, "password-account", str(user.id), ctx.config.limits.password_per_account)
         user = accounts.change_password(
-            ctx, user, _field(data, "current_password", 2048), _field(data, "new_password", 2048)
+            ctx, user, form_text(data, "current_password", 2048), form_text(data, "new_password", 2048)
         )
     except UserError as exc:
         return page("accounts/password.html", exc.status, user=user, error=exc)

@@ -24,21 +24,13 @@ from app import ids
 from app.errors import NotFound, UserError
 from app.media.filters import FILTERS
 from app.services import posts
-from app.web.deps import CtxDep, ViewerDep, page, require, see_other
+from app.web.deps import CtxDep, ViewerDep, form_text, page, require, see_other, wants_json
 
 # Missing, deleted, not visible and malformed addresses all get this one answer.
 NO_POST = "There is no post at this address. It may have been deleted, or the link is mistyped."
 BAD_PLACE = "Latitude and longitude must be numbers, like 48.8584 and 2.2945."
 SIZES = ("320", "640", "1080")
 PHOTO_TYPES = "image/jpeg,image/png,image/webp,image/gif,image/heic,image/heif,image/avif"
-
-
-def _text(data: dict[str, Any], name: str, limit: int = 10_000) -> str:
-    """One form field as text (a repeated field gives its first value), newlines as the browser meant them."""
-    value = data.get(name, "")
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return value[:limit].replace("\r\n", "\n") if isinstance(value, str) else ""
 
 
 def _files(data: dict[str, Any]) -> list[UploadFile]:
@@ -92,10 +84,6 @@ def _upload_page(ctx, status: int = 200, form: dict[str, Any] | None = None, err
     )
 
 
-def _wants_json(request: Request) -> bool:
-    return request.headers.get("accept", "").startswith("application/json")
-
-
 @get("/upload", sync_to_thread=True)
 def upload_form(ctx: CtxDep, viewer: ViewerDep) -> Template:
     require(viewer)
@@ -107,11 +95,11 @@ def upload(
     request: Request, ctx: CtxDep, viewer: ViewerDep, data: MultipartBody[dict[str, Any]]
 ) -> Template | Redirect | Response:
     user = require(viewer)
-    form: dict[str, Any] = {name: _text(data, name) for name in ("caption", "place_name", "place_lat", "place_lon")}
-    form["sensitive"] = _text(data, "sensitive") not in ("", "off", "0", "false")
+    form: dict[str, Any] = {name: form_text(data, name) for name in ("caption", "place_name", "place_lat", "place_lon")}
+    form["sensitive"] = form_text(data, "sensitive") not in ("", "off", "0", "false")
     for i in range(posts.MAX_PHOTOS):
-        form[f"filter_{i}"] = _text(data, f"filter_{i}", 64) or "normal"
-        form[f"alt_{i}"] = _text(data, f"alt_{i}")
+        form[f"filter_{i}"] = form_text(data, f"filter_{i}", 64) or "normal"
+        form[f"alt_{i}"] = form_text(data, f"alt_{i}")
     files = _files(data)
     limit = ctx.config.media.max_upload_mb * 1024 * 1024
     try:
@@ -129,14 +117,14 @@ def upload(
             ctx, user, photos, caption=form["caption"], place=place, sensitive=form["sensitive"]
         )
     except UserError as exc:
-        if _wants_json(request):
+        if wants_json(request):
             return Response({"error": exc.message, "field": exc.field}, status_code=exc.status)
         return _upload_page(ctx, exc.status, form, exc)
     finally:
         for item in files:
             item.file.close()
     location = f"/p/{created.id}"
-    if _wants_json(request):
+    if wants_json(request):
         return Response({"location": location}, status_code=201, headers={"location": location})
     return see_other(location)
 
