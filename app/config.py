@@ -84,6 +84,10 @@ class FeedsConfig:
     backend: Literal["sql"] = "sql"
     # Each home feed keeps this many newest post ids (Pixelfed keeps 400).
     max_items: int = 800
+    # Followers handled by one fan-out task (Instagram used 10,000).
+    fanout_chunk: int = 1000
+    # Accounts with at least this many followers are not fanned out: their posts are merged in when a feed is read.
+    celebrity_threshold: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,8 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("media", "max_pixels"): (lambda v: 1_000_000 <= v <= 500_000_000, "from 1000000 to 500000000"),
     ("media", "processing_timeout_seconds"): (lambda v: 60 <= v <= 86_400, "from 60 to 86400"),
     ("feeds", "max_items"): (lambda v: 10 <= v <= 10_000, "from 10 to 10000"),
+    ("feeds", "fanout_chunk"): (lambda v: 10 <= v <= 100_000, "from 10 to 100000"),
+    ("feeds", "celebrity_threshold"): (lambda v: v >= 1, "at least 1"),
     ("sessions", "lifetime_days"): (lambda v: 1 <= v <= 400, "from 1 to 400"),
     ("queue", "embedded_workers"): (lambda v: 0 <= v <= 32, "from 0 to 32"),
     ("queue", "task_retries"): (lambda v: 0 <= v <= 10, "from 0 to 10"),

@@ -22,6 +22,12 @@ class Forbidden(UserError):
     status = 403
 
 
+class Conflict(UserError):
+    """The thing asked for is already so (liking twice, following twice); nothing was changed."""
+
+    status = 409
+
+
 class TooManyAttempts(UserError):
     status = 429
 

@@ -6,7 +6,7 @@ import logging
 
 from app import metrics
 from app.context import Context
-from app.services import avatars, posts
+from app.services import avatars, feed, posts
 
 log = logging.getLogger("pinhole.tasks")
 
@@ -24,8 +24,20 @@ def register_tasks(ctx: Context) -> None:
     def delete_blobs(keys: list[str]) -> None:
         posts.delete_blobs(ctx, keys)
 
+    def post_ready(post_id: int) -> None:
+        """A post became visible: fan it out and index it. Every step is idempotent, so a rerun is harmless."""
+        feed.start_fanout(ctx, post_id)
+
+    def post_deleted(post_id: int, author_id: int, liker_ids: list[int], tags: list[str], place: list | None) -> None:
+        """Remove a deleted post's rows on other shards; until this runs, readers skip its id."""
+        feed.forget_post(ctx, post_id, author_id)
+
+    def fanout_post(post_id: int, after: int) -> None:
+        feed.fanout_post(ctx, post_id, after)
+
     def sweep_stuck_posts() -> None:
         posts.sweep_stuck_posts(ctx)
+        feed.sweep_stalled_fanouts(ctx)
 
     def sweep_stuck() -> None:
         avatars.sweep_stuck_avatars(ctx)
@@ -39,6 +51,9 @@ def register_tasks(ctx: Context) -> None:
     queue.register("process_avatar", process_avatar, retries=retries)
     queue.register("process_post", process_post, retries=retries)
     queue.register("delete_blobs", delete_blobs, retries=retries)
+    queue.register("post_ready", post_ready, retries=retries)
+    queue.register("post_deleted", post_deleted, retries=retries)
+    queue.register("fanout_post", fanout_post, retries=retries)
     queue.register_periodic("sweep_stuck", sweep_stuck, every_minutes=1)
     queue.register_periodic("sweep_stuck_posts", sweep_stuck_posts, every_minutes=1)
     queue.register_periodic("purge_expired_state", purge_expired_state, every_minutes=15)

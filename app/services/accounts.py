@@ -13,6 +13,7 @@ import functools
 import hashlib
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -45,6 +46,10 @@ class User:
     session_epoch: int
     created_at: int
     password_hash: str = field(repr=False)
+    post_count: int = 0
+    follower_count: int = 0
+    following_count: int = 0
+    notifications_seen_id: int = 0
 
     @property
     def shard(self) -> int:
@@ -69,6 +74,10 @@ def _user(row: dict) -> User:
         session_epoch=row["session_epoch"],
         created_at=row["created_at"],
         password_hash=row["password_hash"],
+        post_count=row["post_count"],
+        follower_count=row["follower_count"],
+        following_count=row["following_count"],
+        notifications_seen_id=row["notifications_seen_id"],
     )
 
 
@@ -105,6 +114,21 @@ def get_user(ctx: Context, user_id: int) -> User | None:
     with ctx.db.read(ids.shard_of(user_id)) as conn:
         row = conn.one("SELECT * FROM users WHERE id = ?", (user_id,))
     return _user(row) if row else None
+
+
+def get_users(ctx: Context, user_ids: Iterable[int]) -> dict[int, User]:
+    """Many users by id: one query per shard they live on, never one per user."""
+    by_shard: dict[int, list[int]] = {}
+    for user_id in set(user_ids):
+        by_shard.setdefault(ids.shard_of(user_id), []).append(user_id)
+    found: dict[int, User] = {}
+    for shard, shard_ids in by_shard.items():
+        if shard >= ctx.db.logical_shards:
+            continue
+        with ctx.db.read(shard) as conn:
+            rows = conn.all(f"SELECT * FROM users WHERE id IN ({', '.join('?' * len(shard_ids))})", shard_ids)
+        found.update((row["id"], _user(row)) for row in rows)
+    return found
 
 
 def user_id_for(ctx: Context, username: str) -> int | None:

@@ -31,8 +31,8 @@ from app.media import images
 from app.media.filters import FILTERS
 from app.media.images import ImageRejected
 from app.media.pipeline import ENCODINGS, SIZES, process_photo
-from app.services.accounts import User, get_user
-from app.services.visibility import can_view
+from app.services.accounts import User, get_user, get_users
+from app.services.visibility import can_view, visible_authors
 
 if TYPE_CHECKING:
     from app.backends.database.base import Connection
@@ -91,6 +91,9 @@ class Post:
     error: str | None  # why it failed, in words for the author
     created_at: int  # unix ms
     media: list[Media]  # in position order
+    like_count: int = 0
+    comment_count: int = 0
+    comments_off: bool = False
 
 
 # --- Creating ------------------------------------------------------------------------------------------------------
@@ -256,6 +259,9 @@ def _post(row: dict, author: User, media: list[dict]) -> Post:
         error=row["error"],
         created_at=row["created_at"],
         media=[_media(m) for m in media],
+        like_count=row["like_count"],
+        comment_count=row["comment_count"],
+        comments_off=bool(row["comments_off"]),
     )
 
 
@@ -282,6 +288,32 @@ def list_author_posts(ctx: Context, author: User, viewer: User | None, before: i
     for m in media:
         by_post.setdefault(m["post_id"], []).append(m)
     return [_post(r, author, by_post.get(r["id"], [])) for r in rows]
+
+
+def get_posts(ctx: Context, post_ids: list[int], viewer: User | None) -> list[Post]:
+    """The ready posts among `post_ids` that `viewer` may see, in the order given; missing ones are skipped (a
+    feed or directory may still name a deleted post). Two queries per shard the posts live on, then the authors'
+    rows by shard and the viewer's relations in one batch: never a query per post."""
+    by_shard: dict[int, list[int]] = {}
+    for post_id in dict.fromkeys(post_ids):
+        if ids.shard_of(post_id) < ctx.db.logical_shards:
+            by_shard.setdefault(ids.shard_of(post_id), []).append(post_id)
+    rows: dict[int, dict] = {}
+    media: dict[int, list[dict]] = {}
+    for shard, shard_ids in by_shard.items():
+        marks = ", ".join("?" * len(shard_ids))
+        with ctx.db.read(shard) as conn:
+            for row in conn.all(f"SELECT * FROM posts WHERE id IN ({marks}) AND status = 'ready'", shard_ids):
+                rows[row["id"]] = row
+            for m in conn.all(f"SELECT * FROM post_media WHERE post_id IN ({marks}) ORDER BY position", shard_ids):
+                media.setdefault(m["post_id"], []).append(m)
+    authors = get_users(ctx, {row["author_id"] for row in rows.values()})
+    visible = visible_authors(ctx, viewer, authors.values())
+    return [
+        _post(rows[i], authors[rows[i]["author_id"]], media.get(i, []))
+        for i in dict.fromkeys(post_ids)
+        if i in rows and rows[i]["author_id"] in visible
+    ]
 
 
 def _media(row: dict) -> Media:
@@ -319,11 +351,28 @@ def delete_post(ctx: Context, viewer: User, post_id: int) -> None:
         raise Forbidden("Only its author can delete a post.")
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         upload_keys = _upload_keys(conn, post.id)
-        conn.run("DELETE FROM post_media WHERE post_id = ?", (post.id,))
+        likers = [r["user_id"] for r in conn.all("SELECT user_id FROM likes WHERE post_id = ?", (post.id,))]
+        tags = [r["tag"] for r in conn.all("SELECT tag FROM post_tags WHERE post_id = ?", (post.id,))]
+        for table in ("post_media", "likes", "comments", "post_tags"):
+            conn.run(f"DELETE FROM {table} WHERE post_id = ?", (post.id,))
+        conn.run("DELETE FROM notifications WHERE user_id = ? AND post_id = ?", (post.author.id, post.id))
         deleted = conn.run("DELETE FROM posts WHERE id = ?", (post.id,))
+        if deleted and post.status == "ready":
+            conn.run("UPDATE users SET post_count = post_count - 1 WHERE id = ?", (post.author.id,))
     if not deleted:
         raise NotFound(NOT_FOUND)  # deleted meanwhile, by another request
     ctx.backends.queue.enqueue("delete_blobs", post_blob_keys(post.id, upload_keys))
+    place = [post.place.lat, post.place.lon] if post.place and post.place.lat is not None else None
+    # The rows on other shards (likers' lists, the tag and place directories, followers' feeds) go in a task;
+    # until it runs, readers skip the ids of posts that no longer exist.
+    _enqueue_or_log(ctx, "post_deleted", post.id, post.author.id, likers, tags, place)
+
+
+def _enqueue_or_log(ctx: Context, task: str, *args) -> None:
+    try:
+        ctx.backends.queue.enqueue(task, *args)
+    except Exception:
+        log.exception("could not enqueue %s%r", task, args)
 
 
 def post_blob_keys(post_id: int, upload_keys: list[str]) -> list[str]:
@@ -420,13 +469,19 @@ def process_post(ctx: Context, post_id: int) -> None:
                 updates,
             )
             conn.run(
-                "UPDATE posts SET status = 'ready', error = NULL, updated_at = ? WHERE id = ?", (now_ms(), post_id)
+                "UPDATE posts SET status = 'ready', error = NULL, fanout_after = 0, updated_at = ? WHERE id = ?",
+                (now_ms(), post_id),
+            )
+            conn.run(
+                "UPDATE users SET post_count = post_count + 1 WHERE id = (SELECT author_id FROM posts WHERE id = ?)",
+                (post_id,),
             )
     if current is None:
         # Deleted while we worked: its delete task may have run before our writes, so remove them too.
         _delete_blobs(ctx, post_blob_keys(post_id, upload_keys))
     elif current == "processing":
         metrics.POSTS.inc()
+        _enqueue_or_log(ctx, "post_ready", post_id)
         if not settings.keep_original:
             _delete_blobs(ctx, upload_keys)
     elif current == "failed":
