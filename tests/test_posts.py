@@ -471,7 +471,7 @@ def test_delete_removes_the_rows_then_exactly_that_posts_blobs(make_site):
     assert {r["post_id"] for r in rows(ctx, "post_media")} == {kept.id}
     with pytest.raises(NotFound):
         get_post(ctx, doomed.id, author)
-    assert ctx.backends.queue.pending() == 1
+    assert ctx.backends.queue.pending() == 2
     assert ctx.backends.queue.run_pending() == 2  # delete_blobs, post_deleted
     assert blobs_of(ctx) == others  # the other post's renditions and upload untouched
     assert get_post(ctx, kept.id, None).status == "ready"
