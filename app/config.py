@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -52,11 +53,34 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class DatabaseServer:
+    """One `[[database.servers]]` entry: a Postgres server and the logical shards it holds."""
+
+    # A libpq connection string or postgresql:// URL; `config show` masks its password.
+    dsn: str = field(metadata={"dsn": True})
+    # Inclusive ranges of logical shards, e.g. "0-127" or "0-4, 6-127".
+    shards: str
+    # Read replicas of this server (streaming standbys), as DSNs.
+    replicas: list[str] = field(default_factory=list, metadata={"dsn": True})
+    pool_min: int = 1
+    pool_max: int = 10
+
+    @property
+    def shard_list(self) -> list[int]:
+        return parse_shard_ranges(self.shards)
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     # A power of two, fixed at install; see scaling/LADDER.md for the trade-off.
     logical_shards: int = 256
     busy_timeout_ms: int = 5000
+    # postgres: how long a request waits for a connection before the server counts as unavailable.
+    connect_timeout_seconds: int = 5
+    # postgres with replicas: after a write on a shard, this thread reads that shard from the primary this long.
+    read_primary_after_write_seconds: int = 5
+    servers: list[DatabaseServer] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -180,6 +204,8 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
         "a power of two from 1 to 4096",
     ),
     ("database", "busy_timeout_ms"): (lambda v: v >= 0, "0 or more"),
+    ("database", "connect_timeout_seconds"): (lambda v: 1 <= v <= 120, "from 1 to 120"),
+    ("database", "read_primary_after_write_seconds"): (lambda v: 0 <= v <= 3600, "from 0 to 3600"),
     ("cache", "size_limit_mb"): (lambda v: v >= 1, "at least 1"),
     ("cache", "default_ttl_seconds"): (lambda v: v >= 1, "at least 1"),
     ("media", "max_upload_mb"): (lambda v: 1 <= v <= 200, "from 1 to 200"),
@@ -243,6 +269,7 @@ def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[s
         if key in values.get(name, {}) and not test(values[name][key]):
             raise ConfigError(f"{origins[name, key]}: [{name}] {key} must be {wanted} (got {values[name][key]!r})")
     config = Config(**{name: sections[name](**values.get(name, {})) for name in sections}, source=str(path))
+    _check_database(config.database, origins.get(("database", "servers"), where), origins)
     if config.events.backend == "local" and config.server.workers > 1:
         where = origins.get(("server", "workers"), where)
         raise ConfigError(
@@ -250,6 +277,84 @@ def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[s
             "events.backend = 'local' reaches one process only, so keep workers = 1"
         )
     return config
+
+
+def parse_shard_ranges(text: str) -> list[int]:
+    """ "0-127" or "0-4, 6-127" (inclusive) -> the logical shards named; ValueError says what is wrong."""
+    shards: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        low, high = low.strip(), high.strip() if dash else low.strip()
+        if not (low.isascii() and low.isdigit() and high.isascii() and high.isdigit()):
+            raise ValueError(f'{text!r} is not a shard range like "0-127" or "0-4, 6-127"')
+        first, last = int(low), int(high)
+        if first > last:
+            raise ValueError(f"the range {part.strip()!r} runs backwards")
+        shards.extend(range(first, last + 1))
+    return shards
+
+
+def format_shard_ranges(shards: typing.Iterable[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2, 5": the spelling config.toml uses."""
+    ranges: list[list[int]] = []
+    for shard in sorted(shards):
+        if ranges and shard == ranges[-1][1] + 1:
+            ranges[-1][1] = shard
+        else:
+            ranges.append([shard, shard])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+def _check_database(db: DatabaseConfig, where: str, origins: dict[tuple[str, str], str]) -> None:
+    """The shard map: every logical shard on exactly one server, and servers only with postgres."""
+    if db.backend == "sqlite":
+        if db.servers:
+            raise ConfigError(
+                f"{where}: [database] servers are for backend = 'postgres'; "
+                "sqlite keeps every shard in one file, so remove the [[database.servers]] entries"
+            )
+        return
+    if not db.servers:
+        where = origins.get(("database", "backend"), where)
+        raise ConfigError(
+            f"{where}: [database] backend = 'postgres' needs [[database.servers]] entries "
+            '(dsn = "postgresql://...", shards = "0-...")'
+        )
+    owner: dict[int, int] = {}
+    for i, server in enumerate(db.servers):
+        key = f"[database] servers[{i}]"
+        if not server.dsn.strip():
+            raise ConfigError(f"{where}: {key}.dsn is empty; give a connection string like postgresql://host/db")
+        if any(not r.strip() for r in server.replicas):
+            raise ConfigError(f"{where}: {key}.replicas has an empty connection string")
+        if not (0 <= server.pool_min <= 1000):
+            raise ConfigError(f"{where}: {key}.pool_min must be from 0 to 1000 (got {server.pool_min})")
+        if not (max(1, server.pool_min) <= server.pool_max <= 1000):
+            raise ConfigError(f"{where}: {key}.pool_max must be from max(1, pool_min) to 1000 (got {server.pool_max})")
+        try:
+            shards = server.shard_list
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {key}.shards: {exc}") from None
+        for shard in shards:
+            if not 0 <= shard < db.logical_shards:
+                raise ConfigError(
+                    f"{where}: {key}.shards = {server.shards!r} names shard {shard}, outside "
+                    f"0-{db.logical_shards - 1} ([database] logical_shards = {db.logical_shards})"
+                )
+            if shard in owner:
+                other = owner[shard]
+                whom = "itself" if other == i else f"servers[{other}]"
+                raise ConfigError(
+                    f"{where}: {key}.shards = {server.shards!r} gives logical shard {shard} again "
+                    f"(also held by {whom}); each shard lives on exactly one server"
+                )
+            owner[shard] = i
+    missing = [s for s in range(db.logical_shards) if s not in owner]
+    if missing:
+        raise ConfigError(
+            f"{where}: [database] servers leave logical shards {format_shard_ranges(missing)} unassigned; "
+            f"every shard 0-{db.logical_shards - 1} needs a server"
+        )
 
 
 def _section_types() -> dict[str, type]:
@@ -278,6 +383,18 @@ def _convert(value: Any, target: Any, where: str) -> Any:
         if value not in choices:
             raise ConfigError(f"{where} must be one of {', '.join(map(repr, choices))} (got {value!r})")
         return value
+    if dataclasses.is_dataclass(target):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table of keys (got {value!r})")
+        known = _field_types(target)
+        for key in value:
+            if key not in known:
+                raise ConfigError(f"{where}: unknown key {key} (known: {', '.join(known)})")
+        required = [f.name for f in dataclasses.fields(target) if _is_required(f)]
+        for key in required:
+            if key not in value:
+                raise ConfigError(f"{where}: {key} is missing")
+        return target(**{key: _convert(v, known[key], f"{where}.{key}") for key, v in value.items()})
     if origin in (list, types.GenericAlias):
         (item,) = typing.get_args(target)
         if not isinstance(value, list):
@@ -302,6 +419,10 @@ def _convert(value: Any, target: Any, where: str) -> Any:
     raise TypeError(f"unsupported config type {target!r}")  # a programming error, not bad input
 
 
+def _is_required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
 def prepare_data_dir(config: Config) -> Path:
     """Create the data directory (owner-only) and prove it is writable, or say which key is wrong."""
     path = config.data_dir
@@ -322,13 +443,42 @@ def as_toml(config: Config, mask_secrets: bool = True) -> str:
     for name in _section_types():
         lines.append(f"[{name}]")
         body = getattr(config, name)
+        tables: list[tuple[str, Any]] = []
         for f in dataclasses.fields(body):
             value = getattr(body, f.name)
-            if f.metadata.get("secret") and value and mask_secrets:
-                value = "***"
-            lines.append(f"{f.name} = {_toml_value(value)}")
+            if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+                tables.extend((f"{name}.{f.name}", item) for item in value)
+                continue
+            lines.append(f"{f.name} = {_toml_value(_shown(f, value, mask_secrets))}")
         lines.append("")
+        for title, item in tables:  # arrays of tables come after the section's plain keys
+            lines.append(f"[[{title}]]")
+            for f in dataclasses.fields(item):
+                lines.append(f"{f.name} = {_toml_value(_shown(f, getattr(item, f.name), mask_secrets))}")
+            lines.append("")
     return "\n".join(lines)
+
+
+def _shown(f: dataclasses.Field, value: Any, mask: bool) -> Any:
+    if not mask:
+        return value
+    if f.metadata.get("secret") and value:
+        return "***"
+    if f.metadata.get("dsn"):
+        return [mask_dsn(v) for v in value] if isinstance(value, list) else mask_dsn(value)
+    return value
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>://[^:/?#@\s]*:)[^@/?#\s]*(?P<at>@)")
+_KW_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """A connection string with any password replaced by ***, for display and error messages."""
+    if "://" in dsn:
+        return _QUERY_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>***\g<at>", dsn))
+    return _KW_PASSWORD.sub(r"\g<head>***", dsn)
 
 
 def _toml_value(value: Any) -> str:
