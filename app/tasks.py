@@ -6,7 +6,7 @@ import logging
 
 from app import metrics
 from app.context import Context
-from app.services import avatars, feed, places, posts
+from app.services import avatars, discover, feed, places, posts
 
 log = logging.getLogger("pinhole.tasks")
 
@@ -42,6 +42,9 @@ def register_tasks(ctx: Context) -> None:
         posts.sweep_stuck_posts(ctx)
         feed.sweep_stalled_fanouts(ctx)
 
+    def rank_explore() -> None:
+        discover.refresh_explore(ctx)
+
     def sweep_stuck() -> None:
         avatars.sweep_stuck_avatars(ctx)
         metrics.QUEUE_DEPTH.set(queue.pending())
@@ -60,3 +63,4 @@ def register_tasks(ctx: Context) -> None:
     queue.register_periodic("sweep_stuck", sweep_stuck, every_minutes=1)
     queue.register_periodic("sweep_stuck_posts", sweep_stuck_posts, every_minutes=1)
     queue.register_periodic("purge_expired_state", purge_expired_state, every_minutes=15)
+    queue.register_periodic("rank_explore", rank_explore, every_minutes=discover.RANK_EVERY_MINUTES)

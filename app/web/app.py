@@ -23,6 +23,7 @@ from app.web import errors
 from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, media, ops, pages
+from app.web.routes import discover as discover_routes
 from app.web.routes import posts as post_routes
 from app.web.security import security_headers
 
@@ -75,6 +76,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             media.media,
             post_routes.router,
             pages.home,
+            discover_routes.router,
             pages.profile,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],
