@@ -238,3 +238,89 @@ def test_out_of_range_points_are_never_indexed(ctx):
     places.index_post(ctx, ids.MAX_ID, 1, 0.0, float("nan"))
     places.index_post(ctx, ids.MAX_ID, 1, None, None)
     assert directory(ctx) == []
+
+
+# --- /places/near over HTTP ----------------------------------------------------------------------------------------
+
+
+def test_distances_read_as_precisely_as_useful():
+    from app.web.routes.discover import distance_label
+
+    assert [distance_label(km) for km in (0.004, 0.0149, 0.349, 3.16, 14.1, 99.6)] == [
+        "Right here",
+        "10 m away",
+        "350 m away",
+        "3.2 km away",
+        "14 km away",
+        "100 km away",
+    ]
+
+
+def test_the_page_without_a_point_is_the_form(client):
+    response = client.get("/places/near")
+    assert response.status_code == 200
+    assert 'action="/places/near"' in response.text and 'name="lat"' in response.text and 'value="5"' in response.text
+    assert "places.js" in response.text  # "Use my location", hidden until the script finds geolocation
+
+
+def test_anonymous_visitors_get_posts_nearest_first_with_distance_and_place(ctx, client, ana):
+    louvre = place_post(ctx, ana, "Musée du Louvre", LOUVRE)
+    eiffel = place_post(ctx, ana, "Tour Eiffel", EIFFEL)
+    response = client.get(f"/places/near?lat={EIFFEL[0]}&lon={EIFFEL[1]}&km=5")
+    assert response.status_code == 200
+    text = response.text
+    assert text.index(f"/p/{eiffel.id}") < text.index(f"/p/{louvre.id}")
+    assert "Tour Eiffel" in text and "Musée du Louvre" in text
+    assert "Right here" in text and "3.2 km away" in text and 'alt="At Tour Eiffel"' in text
+
+
+def test_farther_posts_on_the_next_page(ctx, client, ana, monkeypatch):
+    from app.web.routes import discover as discover_routes
+
+    monkeypatch.setattr(discover_routes, "PLACES_PAGE", 1)
+    near_one = place_post(ctx, ana, "Tour Eiffel", EIFFEL)
+    far_one = place_post(ctx, ana, "Louvre", LOUVRE)
+    first = client.get(f"/places/near?lat={EIFFEL[0]}&lon={EIFFEL[1]}&km=5")
+    assert f"/p/{near_one.id}" in first.text and f"/p/{far_one.id}" not in first.text
+    cursor = places.near(ctx, None, *EIFFEL, 5, limit=1).next_cursor
+    assert f"before={cursor}" in first.text and "Farther away" in first.text
+    second = client.get(f"/places/near?lat={EIFFEL[0]}&lon={EIFFEL[1]}&km=5&before={cursor}")
+    assert f"/p/{far_one.id}" in second.text and f"/p/{near_one.id}" not in second.text
+    assert "Farther away" not in second.text
+
+
+def test_private_posts_on_the_page_only_for_those_allowed(ctx, client, ana):
+    from app.services import sessions
+
+    shy = accounts.update_profile(ctx, accounts.create_user(ctx, "shy", PASSWORD), "", "", is_private=True)
+    graph.follow(ctx, ana, shy)
+    secret = place_post(ctx, shy, "Secret garden", EIFFEL)
+    url = f"/places/near?lat={EIFFEL[0]}&lon={EIFFEL[1]}&km=5"
+    assert f"/p/{secret.id}" not in client.get(url).text and "No photos here yet" in client.get(url).text
+    client.cookies.set(sessions.COOKIE, sessions.start_session(ctx, ana))
+    assert f"/p/{secret.id}" not in client.get(url).text  # a request is not approval
+    graph.approve_request(ctx, shy, ana.id)
+    assert f"/p/{secret.id}" in client.get(url).text
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("lat=&lon=2.29&km=5", "Give the latitude (lat)."),
+        ("lat=48.85&km=5", "Give the longitude (lon)."),
+        ("lat=48.85&lon=2.29", "Give the distance (km)."),
+        ("lat=abc&lon=2.29&km=5", "The latitude (lat) must be a number, like 48.8584."),
+        ("lat=95&lon=2.29&km=5", "The latitude must be between -90 and 90; 95 is not."),
+        ("lat=48.85&lon=-181&km=5", "The longitude must be between -180 and 180; -181 is not."),
+        ("lat=48.85&lon=2.29&km=500", "The distance must be between 0.1 and 100 km; 500 is not."),
+        ("lat=48.85&lon=2.29&km=0.01", "The distance must be between 0.1 and 100 km; 0.01 is not."),
+        ("lat=48.85&lon=2.29&km=5&before=nope", places.BAD_CURSOR),
+        ("before=nope", "Give the latitude (lat)."),
+    ],
+)
+def test_bad_input_is_a_clear_400_on_the_form(client, query, message):
+    response = client.get(f"/places/near?{query}")
+    assert response.status_code == 400
+    assert message in response.text and 'action="/places/near"' in response.text  # the form, to correct it
+    api = client.get(f"/places/near?{query}", headers={"Accept": "application/json"})
+    assert api.status_code == 400 and api.json() == {"error": message}

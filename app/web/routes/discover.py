@@ -113,10 +113,12 @@ def places_near(
 
 
 def distance_label(km: float) -> str:
-    """ "350 m", "3.2 km", "14 km": as precise as is useful at that distance."""
+    """How far, as precisely as is useful at that distance: "350 m away", "3.2 km away", "14 km away"."""
+    if km < 0.01:
+        return "Right here"
     if km < 1:
-        return f"{max(10, round(km * 1000, -1)):.0f} m"
-    return f"{km:.1f} km" if km < 10 else f"{km:.0f} km"
+        return f"{max(10, round(km * 1000, -1)):.0f} m away"
+    return f"{km:.1f} km away" if km < 10 else f"{km:.0f} km away"
 
 
 router = Router(path="/", route_handlers=[explore, search, places_near])

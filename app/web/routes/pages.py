@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar import get
+from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
@@ -10,6 +10,7 @@ from app import ids
 from app.errors import NotFound
 from app.services import accounts, posts
 from app.web.deps import CtxDep, ViewerDep, page
+from app.web.routes import atom
 from app.web.routes.posts import grid_srcset
 
 GRID_PAGE = 30  # posts on one page of a profile's grid
@@ -23,9 +24,13 @@ def home(ctx: CtxDep, viewer: ViewerDep) -> Template:
 
 
 @get("/{handle:str}", sync_to_thread=True)
-def profile(ctx: CtxDep, viewer: ViewerDep, handle: FromPath[str], before: FromQuery[str] = "") -> Template:
+def profile(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, handle: FromPath[str], before: FromQuery[str] = ""
+) -> Template | Response:
     """`/@username`: the account's public face, and a grid of the posts the viewer may see (newest first,
     GRID_PAGE at a time; `?before=<post id>` for older ones)."""
+    if atom.is_feed_address(handle):  # `/@username.atom` is one path segment, so it arrives here
+        return atom.account_feed(ctx, viewer, request, handle)
     if not handle.startswith("@"):
         raise NotFound("There is no page at this address.")
     user = accounts.find_user(ctx, handle[1:])
