@@ -16,10 +16,17 @@ Adding a backend (say Redis for the cache), once the app supports it:
    binary is missing, skip with how to install it, or fail when CI=true (see ladder.md).
 3. If it expires keys by itself, add it to `KV_NATIVE_EXPIRY` (kv only).
 4. Run `python -m pytest tests/contract`: the backend is done when every test passes for it.
+
+One backend may be listed in several shapes as `name/shape` (`postgres/two-servers`): the part
+before the slash is the config word, and each shape has its own server fixture. A fixture may
+also return a function `(site folder, the seam's section so far) -> settings` instead of a dict,
+when the settings depend on them: the Postgres fixtures make one database per site folder and
+split `logical_shards` between their servers (tests/servers.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +34,7 @@ from app.backends.factory import Backends, build_backends
 from app.config import Config, load_config, prepare_data_dir
 
 BACKENDS: dict[str, list[str]] = {
-    "database": ["sqlite"],
+    "database": ["sqlite", "postgres/one-server", "postgres/two-servers"],
     "cache": ["disk"],
     "blobs": ["local"],
     "feeds": ["sql"],
@@ -48,10 +55,16 @@ SEAMS: dict[str, tuple[str, str]] = {
 }
 
 # (seam, backend) -> name of a pytest fixture returning extra settings for the seam's section.
-SERVER_FIXTURES: dict[tuple[str, str], str] = {}
+SERVER_FIXTURES: dict[tuple[str, str], str] = {
+    ("database", "postgres/one-server"): "postgres_one_server",
+    ("database", "postgres/two-servers"): "postgres_two_servers",
+}
 
 # kv backends whose store drops expired keys itself; their purge_expired() finds nothing to do.
 KV_NATIVE_EXPIRY: set[str] = set()
+
+# database backends whose snapshot()/restore() make and load a backup file (postgres: pg_dump's job).
+DATABASE_SNAPSHOTS: set[str] = {"sqlite"}
 
 TEST_LOGICAL_SHARDS = 8  # fewer than the default 256: faster, and still a real shard map
 
@@ -63,6 +76,8 @@ def _toml(value: Any) -> str:
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table: [[database.servers]] entries
+        return "{" + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (str, Path)):
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise TypeError(f"cannot write {value!r} as TOML")
@@ -90,7 +105,10 @@ def make_config(tmp_path: Path, environ: dict[str, str] | None = None, **section
     return load_config(path, environ={} if environ is None else environ)
 
 
-def build(seam: str, name: str, tmp_path: Path, settings: dict[str, Any] | None = None, **sections: Any) -> Backends:
+Settings = dict[str, Any] | Callable[[Path, dict[str, Any]], dict[str, Any]] | None
+
+
+def build(seam: str, name: str, tmp_path: Path, settings: Settings = None, **sections: Any) -> Backends:
     """A whole Backends whose `seam` uses backend `name` (the rest stay rung 0), data in tmp_path.
 
     `settings` are extra keys for the seam's own section (what a SERVER_FIXTURES fixture returns).
@@ -100,7 +118,11 @@ def build(seam: str, name: str, tmp_path: Path, settings: dict[str, Any] | None 
     if name not in BACKENDS[seam]:
         raise ValueError(f"no {seam} backend {name!r} in tests/backends.py BACKENDS")
     section, _ = SEAMS[seam]
-    own = {**sections.pop(section, {}), **(settings or {}), "backend": name}
+    own = sections.pop(section, {})
+    if callable(settings):
+        base = {"logical_shards": TEST_LOGICAL_SHARDS} if section == "database" else {}
+        settings = settings(Path(tmp_path), {**base, **own})
+    own = {**own, **(settings or {}), "backend": name.partition("/")[0]}
     config = make_config(tmp_path, **{section: own}, **sections)
     prepare_data_dir(config)
     return build_backends(config)

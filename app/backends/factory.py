@@ -13,7 +13,7 @@ from app.backends.events.base import Events
 from app.backends.feeds.base import FeedStore
 from app.backends.kv.base import KeyValueStore
 from app.backends.queue.base import Queue
-from app.config import Config
+from app.config import Config, ConfigError
 
 log = logging.getLogger("pinhole.backends")
 
@@ -53,6 +53,13 @@ def build_database(config: Config) -> Database:
         return SqliteDatabase(
             config.data_dir / "pinhole.sqlite3", config.database.logical_shards, config.database.busy_timeout_ms
         )
+    if config.database.backend == "postgres":
+        from app.backends.database.postgres import PostgresDatabase
+
+        try:
+            return PostgresDatabase(config.database)
+        except ValueError as exc:  # a DSN libpq cannot read
+            raise ConfigError(f"{config.source}: [database] {exc}") from None
     raise ValueError(f"unknown database backend {config.database.backend!r}")
 
 

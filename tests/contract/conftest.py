@@ -15,18 +15,15 @@ from tests.backends import build as build_backends
 
 @pytest.fixture
 def build(request, tmp_path):
-    made = []
-
     def _build(seam: str, name: str, where=None, **sections):
         fixture = SERVER_FIXTURES.get((seam, name))
         settings = request.getfixturevalue(fixture) if fixture else None
         backends = build_backends(seam, name, where or tmp_path, settings, **sections)
-        made.append(backends)
+        # Closed before the server fixture's own teardown (which drops the test's databases).
+        request.node.addfinalizer(backends.close)
         return backends
 
-    yield _build
-    for backends in reversed(made):
-        backends.close()
+    return _build
 
 
 def _name_fixture(seam: str):

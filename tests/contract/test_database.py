@@ -8,9 +8,12 @@ import time
 import apsw
 import pytest
 
-from app.backends.database.base import load_migrations
+from app.backends.database.base import NotSupported, load_migrations
+from tests.backends import BACKENDS, DATABASE_SNAPSHOTS
 
 SHARDS = 8  # tests/backends.py TEST_LOGICAL_SHARDS
+SNAPSHOTTING = [name for name in BACKENDS["database"] if name in DATABASE_SNAPSHOTS]
+NOT_SNAPSHOTTING = [name for name in BACKENDS["database"] if name not in DATABASE_SNAPSHOTS]
 
 
 def _add_username(conn, name: str, user_id: int = 1) -> None:
@@ -144,6 +147,7 @@ def test_shard_groups_cover_every_logical_shard_exactly_once(db):
     assert found == {f"on-{s}" for s in range(SHARDS)}
 
 
+@pytest.mark.parametrize("database_name", SNAPSHOTTING)
 def test_snapshot_is_consistent_while_another_thread_writes(db, tmp_path):
     db.migrate()
     committed = 0
@@ -197,6 +201,7 @@ def _snapshot_usernames(dialect: str, dest) -> list[str]:
         conn.close()
 
 
+@pytest.mark.parametrize("database_name", SNAPSHOTTING)
 def test_a_snapshot_restores_into_an_empty_site(db, build, database_name, tmp_path):
     db.migrate()
     for shard in range(SHARDS):
@@ -220,6 +225,7 @@ def test_a_snapshot_restores_into_an_empty_site(db, build, database_name, tmp_pa
     assert _user_id_of(restored, 1, "on-the-standby") == 1
 
 
+@pytest.mark.parametrize("database_name", SNAPSHOTTING)
 def test_restore_refuses_to_overwrite_data(db, tmp_path):
     db.migrate()
     with db.write(0) as conn:
@@ -228,6 +234,20 @@ def test_restore_refuses_to_overwrite_data(db, tmp_path):
     db.snapshot(dest)
     with pytest.raises(FileExistsError):
         db.restore(dest)
+    assert _user_id_of(db, 0, "precious") == 1
+
+
+@pytest.mark.parametrize("database_name", NOT_SNAPSHOTTING)
+def test_backends_without_snapshots_say_which_tool_to_use(db, tmp_path):
+    db.migrate()
+    with db.write(0) as conn:
+        _add_username(conn, "precious")
+    dest = tmp_path / "backup.db"
+    with pytest.raises(NotSupported, match="pg_dump"):
+        db.snapshot(dest)
+    with pytest.raises(NotSupported, match="pg_restore"):
+        db.restore(dest)
+    assert not dest.exists()
     assert _user_id_of(db, 0, "precious") == 1
 
 

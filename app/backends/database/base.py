@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.errors import UserError
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -25,6 +27,10 @@ Row = dict[str, Any]
 
 class DatabaseUnavailable(Exception):
     """The shard's server cannot be reached; the caller answers 503, nothing was written."""
+
+
+class NotSupported(UserError):
+    """This backend cannot do what was asked; the message says what to use instead."""
 
 
 class Connection(ABC):

@@ -1,0 +1,607 @@
+"""Rungs 2 and 3: logical shards as PostgreSQL schemas over one or more servers, through psycopg 3.
+
+Each logical shard is one schema (`shard_0042`) with the same tables, made by the same migration
+files; `[[database.servers]]` says which server holds which shards (config.py checks that every
+shard has exactly one). Every transaction names its shard with `SET LOCAL search_path`, sent with
+its `BEGIN`, so a connection carries no session state between transactions: the pools here can be
+pointed at pgbouncer in transaction mode, and prepared statements are off for the same reason.
+
+Services write SQL once for every rung: `?` placeholders (turned into psycopg's `%s` here, never
+inside string literals), portable types, rows as dicts. Reads may go to a server's replicas, except
+that a write on a shard sends this thread's reads of that shard to the primary for
+`read_primary_after_write_seconds` (read-your-writes for the request that wrote).
+
+A server that cannot be reached raises DatabaseUnavailable naming it (host:port/dbname and its
+shards, never a password); after one failure the server is probed directly before its pool is
+waited on again, so requests to a dead server fail at once and a server that returns is used again
+at once. Backups of this backend are pg_dump's job: `snapshot()` and `restore()` say so.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from app.backends.database.base import (
+    Connection,
+    Database,
+    DatabaseUnavailable,
+    NotSupported,
+    Row,
+    load_migrations,
+)
+from app.config import DatabaseConfig, format_shard_ranges, mask_dsn
+
+log = logging.getLogger("pinhole.db")
+
+# Advisory lock key (with the shard as second key) serialising two nodes migrating one shard.
+_MIGRATE_LOCK = 0x50494E48  # "PINH"
+_SHARD_SCHEMA = r"^shard_[0-9]{4}$"
+# Connections per server that migrate its shards in parallel.
+_MIGRATE_CONNECTIONS = 4
+# How long a server that failed is answered "unavailable" without trying it again.
+_DOWN_SECONDS = 1.0
+
+
+def schema_of(shard: int) -> str:
+    """The schema holding a logical shard (an int formatted here, so safe to put in SQL)."""
+    return f"shard_{int(shard):04d}"
+
+
+@functools.lru_cache(maxsize=4096)
+def to_pyformat(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s`, and `%` to `%%`; quoted text and comments keep their `?`."""
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in "'\"":
+            j = i + 1
+            while j < n:
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # '' or "" inside quotes
+                        j += 2
+                        continue
+                    break
+                j += 1
+            end = min(j + 1, n)
+        elif sql.startswith("--", i):
+            j = sql.find("\n", i)
+            end = n if j < 0 else j
+        elif sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            end = n if j < 0 else j + 2
+        else:
+            out.append("%s" if c == "?" else "%%" if c == "%" else c)
+            i += 1
+            continue
+        out.append(sql[i:end].replace("%", "%%"))  # psycopg reads % even inside literals
+        i = end
+    return "".join(out)
+
+
+def _params(params: Sequence[Any]) -> tuple:
+    # SQLite stores True as 1 and the portable schema keeps flags in INTEGER columns.
+    return tuple(int(p) if isinstance(p, bool) else p for p in params)
+
+
+class _NumberLoader(Loader):
+    """NUMERIC (what sum() of BIGINT returns) as int or float, as SQLite would give it."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        if text.lstrip("-").isdigit():
+            return int(text)
+        return float(text)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.adapters.register_loader("numeric", _NumberLoader)
+
+
+def _is_unreachable(exc: BaseException) -> bool:
+    """A lost or refused connection, as opposed to an error in the SQL or the data."""
+    if isinstance(exc, (PoolTimeout, PoolClosed)):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        state = exc.sqlstate
+        # None: libpq's own (connection refused, reset); 08: connection exceptions; 57P0x: server shutting
+        # down or starting; 53300: too many connections.
+        return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300")
+    return isinstance(exc, psycopg.InterfaceError)
+
+
+def _first_line(text: str) -> str:
+    return " ".join(text.strip().splitlines()[:1]).strip() or "no details"
+
+
+class Endpoint:
+    """One server (a primary or a replica) and its connection pool, opened on first use."""
+
+    def __init__(self, dsn: str, where: str, role: str, shards: list[int], pool_min: int, pool_max: int, timeout: int):
+        try:
+            parts = conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise ValueError(
+                f"{where} is not a PostgreSQL connection string ({mask_dsn(_first_line(str(exc)))})"
+            ) from None
+        self.dsn = dsn
+        self._password = parts.get("password") or ""
+        host = parts.get("host") or parts.get("hostaddr") or "localhost"
+        self.label = f"{host}:{parts.get('port') or 5432}/{parts.get('dbname') or parts.get('user') or ''}"
+        self.role = role
+        self.shards = shards
+        self.pool_min, self.pool_max, self.timeout = pool_min, pool_max, timeout
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+        self._down_until = 0.0
+        self._down_reason = ""
+        self._was_down = False
+
+    def describe(self) -> str:
+        return f"{self.role} {self.label} (logical shards {format_shard_ranges(self.shards)})"
+
+    def unavailable(self, reason: str) -> DatabaseUnavailable:
+        reason = mask_dsn(_first_line(reason))
+        if self._password:
+            reason = reason.replace(self._password, "***")
+        return DatabaseUnavailable(f"database server {self.describe()} is unavailable: {reason}")
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "autocommit": True,  # transactions are explicit: BEGIN + SET LOCAL in one round trip
+            "prepare_threshold": None,  # no server-side prepared statements: pgbouncer-safe
+            "row_factory": dict_row,
+            "connect_timeout": max(2, self.timeout),
+            "application_name": "pinhole",
+        }
+
+    def _new_pool(self) -> ConnectionPool:
+        pool = ConnectionPool(
+            self.dsn,
+            kwargs=self._connect_kwargs(),
+            min_size=self.pool_min,
+            max_size=self.pool_max,
+            open=False,
+            configure=_configure,
+            timeout=self.timeout,
+            name=self.label,
+        )
+        pool.open(wait=False)
+        return pool
+
+    def _probe(self) -> str | None:
+        """Connect directly, bypassing the pool: None if the server answers, else why not."""
+        try:
+            with psycopg.connect(self.dsn, **{**self._connect_kwargs(), "row_factory": None}) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            return str(exc)
+        return None
+
+    def _mark_down(self, reason: str) -> DatabaseUnavailable:
+        self._down_reason = reason
+        self._down_until = time.monotonic() + _DOWN_SECONDS
+        self._was_down = True
+        return self.unavailable(reason)
+
+    def pool(self) -> ConnectionPool:
+        with self._lock:
+            if time.monotonic() < self._down_until:
+                raise self.unavailable(self._down_reason)
+            if self._was_down:
+                # Its pool may be backing off for minutes: ask the server itself, and start afresh if it is back.
+                reason = self._probe()
+                if reason is not None:
+                    raise self._mark_down(reason)
+                self._was_down = False
+                if self._pool is not None:
+                    self._pool.close(timeout=0)
+                    self._pool = None
+            if self._pool is None:
+                self._pool = self._new_pool()
+            return self._pool
+
+    def getconn(self) -> tuple[ConnectionPool, psycopg.Connection]:
+        pool = self.pool()
+        try:
+            return pool, pool.getconn()
+        except (PoolTimeout, PoolClosed) as exc:
+            reason = self._probe()
+            with self._lock:
+                if reason is not None:
+                    raise self._mark_down(reason) from exc
+            raise self.unavailable(f"no free connection within {self.timeout} s (pool_max = {self.pool_max})") from exc
+
+    def begin(self, shard: int, read_only: bool) -> tuple[ConnectionPool, psycopg.Connection]:
+        """A connection inside a new transaction whose search_path is the shard's schema."""
+        start = f"BEGIN{' READ ONLY' if read_only else ''}; SET LOCAL search_path TO {schema_of(shard)}"
+        for attempt in range(2):
+            pool, conn = self.getconn()
+            try:
+                conn.execute(start)
+                return pool, conn
+            except psycopg.Error as exc:
+                pool.putconn(conn)
+                if not _is_unreachable(exc):
+                    raise
+                if attempt == 0:
+                    pool.check()  # drop the idle connections that died with this one, then try once more
+                    continue
+                with self._lock:
+                    raise self._mark_down(str(exc)) from exc
+        raise AssertionError("unreachable")
+
+    def finish(self, pool: ConnectionPool, conn: psycopg.Connection, commit: bool) -> None:
+        try:
+            if commit:
+                try:
+                    conn.execute("COMMIT")
+                except psycopg.Error as exc:
+                    if _is_unreachable(exc):
+                        raise self.unavailable(f"lost during COMMIT (it may or may not have happened): {exc}") from exc
+                    raise
+            elif not conn.closed:
+                try:
+                    conn.execute("ROLLBACK")
+                except psycopg.Error:
+                    pass  # a broken connection rolls back by itself; the pool discards it
+        finally:
+            pool.putconn(conn)
+
+    def query(self, sql: str) -> list[Row]:
+        """A statement in its own transaction, outside any shard (catalog questions)."""
+        pool, conn = self.getconn()
+        try:
+            cur = conn.execute(sql)
+            return cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            if _is_unreachable(exc):
+                raise self.unavailable(str(exc)) from exc
+            raise
+        finally:
+            pool.putconn(conn)
+
+    def connect(self) -> psycopg.Connection:
+        """A connection of its own (migrations), not from the pool."""
+        try:
+            conn = psycopg.connect(self.dsn, **self._connect_kwargs())
+        except psycopg.Error as exc:
+            raise self.unavailable(str(exc)) from exc
+        _configure(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close(timeout=1)
+                self._pool = None
+
+
+class PgConnection(Connection):
+    def __init__(self, raw: psycopg.Connection, endpoint: Endpoint, shard: int):
+        self.raw = raw
+        self.endpoint = endpoint
+        self.shard = shard
+
+    def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
+        try:
+            return self.raw.execute(to_pyformat(sql), _params(params))
+        except psycopg.Error as exc:
+            if _is_unreachable(exc):
+                raise self.endpoint.unavailable(str(exc)) from exc
+            raise
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._execute(sql, params)
+        return cur.fetchall() if cur.description else []
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._execute(sql, params).rowcount
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        rows = [_params(r) for r in rows]
+        if not rows:
+            return
+        try:
+            with self.raw.cursor() as cur:
+                cur.executemany(to_pyformat(sql), rows)
+        except psycopg.Error as exc:
+            if _is_unreachable(exc):
+                raise self.endpoint.unavailable(str(exc)) from exc
+            raise
+
+
+class PostgresDatabase(Database):
+    dialect = "postgres"
+
+    def __init__(self, config: DatabaseConfig):
+        self.logical_shards = config.logical_shards
+        self.pin_seconds = config.read_primary_after_write_seconds
+        self.primaries: list[Endpoint] = []
+        self.replicas: dict[int, list[Endpoint]] = {}  # index in primaries -> its replicas
+        self._owner: dict[int, Endpoint] = {}
+        timeout = config.connect_timeout_seconds
+        for i, server in enumerate(config.servers):
+            shards = server.shard_list
+            primary = Endpoint(
+                server.dsn, f"servers[{i}].dsn", "primary", shards, server.pool_min, server.pool_max, timeout
+            )
+            self.primaries.append(primary)
+            sizes = (server.pool_min, server.pool_max, timeout)
+            self.replicas[i] = [
+                Endpoint(dsn, f"servers[{i}].replicas[{j}]", "replica", shards, *sizes)
+                for j, dsn in enumerate(server.replicas)
+            ]
+            for shard in shards:
+                self._owner[shard] = primary
+        self._replicas_of = {id(p): self.replicas[i] for i, p in enumerate(self.primaries)}
+        self._next_replica = 0
+        self._local = threading.local()
+
+    # --- routing ---------------------------------------------------------------------------------
+
+    def server_of(self, shard: int) -> Endpoint:
+        """The primary holding a logical shard."""
+        return self._owner[self.check_shard(shard)]
+
+    def _pinned(self, shard: int) -> bool:
+        pins = getattr(self._local, "pins", None)
+        return bool(pins) and pins.get(shard, 0.0) > time.monotonic()
+
+    def _pin(self, shard: int) -> None:
+        if self.pin_seconds:
+            if getattr(self._local, "pins", None) is None:
+                self._local.pins = {}
+            self._local.pins[shard] = time.monotonic() + self.pin_seconds
+
+    def _read_endpoints(self, shard: int) -> list[Endpoint]:
+        primary = self.server_of(shard)
+        replicas = self._replicas_of[id(primary)]
+        if not replicas or self._pinned(shard):
+            return [primary]
+        self._next_replica += 1  # spread reads; a race here only skews the spread
+        k = self._next_replica % len(replicas)
+        return replicas[k:] + replicas[:k] + [primary]
+
+    @contextmanager
+    def read(self, shard: int) -> Iterator[Connection]:
+        self.check_shard(shard)
+        current = getattr(self._local, "in_write", None)
+        if current is not None and current.shard == shard:
+            yield current
+            return
+        endpoints = self._read_endpoints(shard)
+        for endpoint in endpoints:
+            try:
+                pool, raw = endpoint.begin(shard, read_only=True)
+                break
+            except DatabaseUnavailable:
+                if endpoint is endpoints[-1]:
+                    raise
+                log.warning("replica %s unavailable; reading shard %d from its primary", endpoint.label, shard)
+        try:
+            yield PgConnection(raw, endpoint, shard)
+        except BaseException:
+            endpoint.finish(pool, raw, commit=False)
+            raise
+        else:
+            endpoint.finish(pool, raw, commit=True)
+
+    @contextmanager
+    def write(self, shard: int) -> Iterator[Connection]:
+        endpoint = self.server_of(shard)
+        if getattr(self._local, "in_write", None) is not None:
+            raise RuntimeError("write transactions may not be nested: one transaction, one shard")
+        pool, raw = endpoint.begin(shard, read_only=False)
+        conn = PgConnection(raw, endpoint, shard)
+        self._local.in_write = conn
+        try:
+            yield conn
+        except BaseException:
+            endpoint.finish(pool, raw, commit=False)
+            raise
+        else:
+            endpoint.finish(pool, raw, commit=True)
+            self._pin(shard)
+        finally:
+            self._local.in_write = None
+
+    def shard_groups(self) -> Iterator[tuple[AbstractContextManager[Connection], list[int]]]:
+        # One group per logical shard: callers run plain SQL, and each shard is its own schema.
+        for shard in range(self.logical_shards):
+            yield self.read(shard), [shard]
+
+    # --- migrations ------------------------------------------------------------------------------
+
+    def _present(self, endpoint: Endpoint, table: str) -> set[int]:
+        """Shard schemas on a server that have `table` (every installed shard has meta and schema_migrations)."""
+        rows = endpoint.query(
+            "SELECT n.nspname AS name FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid "
+            f"WHERE n.nspname ~ '{_SHARD_SCHEMA}' AND c.relname = '{table}'"
+        )
+        return {int(r["name"][len("shard_") :]) for r in rows}
+
+    def _preflight(self) -> None:
+        """Refuse before changing anything: a different logical_shards, or a shard found on the wrong server."""
+        found: dict[int, list[Endpoint]] = {}
+        for endpoint in self.primaries:
+            present = sorted(self._present(endpoint, "meta"))
+            for shard in present:
+                found.setdefault(shard, []).append(endpoint)
+            if not present:
+                continue
+            union = " UNION ALL ".join(
+                f"SELECT {s} AS shard, value FROM {schema_of(s)}.meta WHERE key = 'logical_shards'" for s in present
+            )
+            for row in endpoint.query(union):
+                if int(row["value"]) != self.logical_shards:
+                    raise ValueError(
+                        f"[database] logical_shards = {self.logical_shards}, but the data on {endpoint.label} "
+                        f"was created with {row['value']}; it is fixed at install"
+                    )
+        for shard in range(self.logical_shards):
+            owner = self._owner[shard]
+            holders = found.get(shard, [])
+            if holders and owner not in holders:
+                raise ValueError(
+                    f"[database] servers give logical shard {shard} to {owner.label}, but its schema "
+                    f"{schema_of(shard)} is on {', '.join(e.label for e in holders)}; fix the shards ranges "
+                    "(or move the shard with `main.py shards move`) before migrating"
+                )
+
+    def _migrate_shards(self, endpoint: Endpoint, shards: list[int], migrations: list) -> set[str]:
+        """Each shard in its own transaction, on a connection of its own."""
+        applied: set[str] = set()
+        conn = endpoint.connect()
+        try:
+            for shard in shards:
+                schema = schema_of(shard)
+                try:
+                    conn.execute(
+                        f"BEGIN; SELECT pg_advisory_xact_lock({_MIGRATE_LOCK}, {shard}); "
+                        f"CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}; "
+                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL); "
+                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                    )
+                    stored = conn.execute("SELECT value FROM meta WHERE key = 'logical_shards'").fetchone()
+                    if stored is None:
+                        conn.execute(
+                            "INSERT INTO meta (key, value) VALUES ('logical_shards', %s)", (str(self.logical_shards),)
+                        )
+                    elif int(stored["value"]) != self.logical_shards:
+                        raise ValueError(
+                            f"[database] logical_shards = {self.logical_shards}, but {schema} on {endpoint.label} "
+                            f"was created with {stored['value']}; it is fixed at install"
+                        )
+                    done = {r["version"] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+                    for migration in migrations:
+                        if migration.version in done:
+                            continue
+                        conn.execute(migration.sql)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                            (migration.version, migration.name, int(time.time() * 1000)),
+                        )
+                        applied.add(migration.name)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if not conn.closed:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except psycopg.Error:
+                            pass
+                    raise
+        except psycopg.Error as exc:
+            if _is_unreachable(exc):
+                raise endpoint.unavailable(str(exc)) from exc
+            raise
+        finally:
+            conn.close()
+        return applied
+
+    def migrate(self) -> list[str]:
+        migrations = load_migrations(self.dialect)
+        self._preflight()
+        # DDL is CPU-bound in the server: a few connections per server migrate its shards side by side.
+        jobs = [(e, e.shards[k::_MIGRATE_CONNECTIONS]) for e in self.primaries for k in range(_MIGRATE_CONNECTIONS)]
+        jobs = [(e, shards) for e, shards in jobs if shards]
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            results = list(pool.map(lambda job: self._migrate_shards(job[0], job[1], migrations), jobs))
+        names = set().union(*results)
+        return [m.name for m in migrations if m.name in names]
+
+    def schema_version(self) -> int:
+        """The version every logical shard has reached (0 while any shard has no tables)."""
+        versions: list[int] = []
+        for endpoint in self.primaries:
+            if self._present(endpoint, "schema_migrations") < set(endpoint.shards):
+                return 0
+            union = " UNION ALL ".join(
+                f"SELECT max(version) AS v FROM {schema_of(s)}.schema_migrations" for s in endpoint.shards
+            )
+            versions.append(endpoint.query(f"SELECT min(v) AS v FROM ({union}) t")[0]["v"] or 0)
+        return min(versions, default=0)
+
+    # --- health ----------------------------------------------------------------------------------
+
+    def check(self) -> str:
+        parts = []
+        for i, endpoint in enumerate(self.primaries):
+            row = endpoint.query("SELECT current_setting('server_version') AS v")[0]
+            part = f"{endpoint.label} v{row['v'].split()[0]} shards {format_shard_ranges(endpoint.shards)}"
+            for replica in self.replicas[i]:
+                try:
+                    replica.query("SELECT 1")
+                    part += f", replica {replica.label}"
+                except DatabaseUnavailable:
+                    part += f", replica {replica.label} UNREACHABLE (its reads go to the primary)"
+            parts.append(part)
+        return (
+            f"postgres: {len(self.primaries)} server(s), {self.logical_shards} logical shards, "
+            f"schema v{self.schema_version()} ({'; '.join(parts)})"
+        )
+
+    def integrity(self) -> str:
+        """'ok' when every server holds each of its shards, migrated to the latest version, and nothing else."""
+        latest = max((m.version for m in load_migrations(self.dialect)), default=0)
+        problems: list[str] = []
+        for endpoint in self.primaries:
+            present = self._present(endpoint, "schema_migrations")
+            missing = sorted(set(endpoint.shards) - present)
+            if missing:
+                problems.append(f"{endpoint.label} lacks logical shards {format_shard_ranges(missing)}")
+            held = sorted(set(endpoint.shards) & present)
+            if held:
+                union = " UNION ALL ".join(
+                    f"SELECT {s} AS shard, (SELECT max(version) FROM {schema_of(s)}.schema_migrations) AS v, "
+                    f"(SELECT value FROM {schema_of(s)}.meta WHERE key = 'logical_shards') AS n"
+                    for s in held
+                )
+                behind = []
+                for row in endpoint.query(union):
+                    if row["n"] is None or int(row["n"]) != self.logical_shards:
+                        problems.append(f"{schema_of(row['shard'])} on {endpoint.label} says logical_shards {row['n']}")
+                    if (row["v"] or 0) != latest:
+                        behind.append(row["shard"])
+                if behind:
+                    problems.append(
+                        f"{endpoint.label}: logical shards {format_shard_ranges(behind)} are not at schema v{latest}"
+                    )
+            stray = sorted(present - set(endpoint.shards))
+            if stray:
+                problems.append(
+                    f"{endpoint.label} also holds logical shards {format_shard_ranges(stray)} that config.toml "
+                    "gives to another server (a copy left by a shard move?)"
+                )
+        return "; ".join(problems) or "ok"
+
+    def snapshot(self, dest: Path) -> None:
+        raise NotSupported(
+            "main.py backup cannot copy a postgres database yet; back up each server with pg_dump "
+            "(or continuous archiving), and the media separately (see scaling/LADDER.md)"
+        )
+
+    def restore(self, snapshot: Path) -> None:
+        raise NotSupported(
+            "main.py restore cannot load into a postgres database yet; restore each server with pg_restore "
+            "(see scaling/LADDER.md)"
+        )
+
+    def close(self) -> None:
+        for endpoint in [*self.primaries, *(r for rs in self.replicas.values() for r in rs)]:
+            endpoint.close()

@@ -1,0 +1,298 @@
+"""Throwaway servers for the tests: real PostgreSQL clusters on free loopback ports.
+
+Each cluster is `initdb` + `pg_ctl` in its own temp dir (data, socket and log), trust auth on
+127.0.0.1 only, fsync off, stopped and deleted when the session ends. Two clusters make a real
+two-server shard map. The machine's own servers (5432, 6379) are never used.
+
+`initdb` and `postgres` refuse to run as root, so as root they run as the `postgres` user through
+`runuser`. Debian keeps the binaries in /usr/lib/postgresql/<version>/bin (PINHOLE_PG_BIN overrides).
+A missing binary skips the tests that need it, saying how to install it, except under CI=true,
+where it fails them.
+
+Fixtures (made available to every test by tests/conftest.py):
+- `postgres_clusters`: two running clusters for the session.
+- `postgres_one_server` / `postgres_two_servers`: settings for `[database]` (see tests/backends.py)
+  on fresh databases made for the test and dropped after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pwd
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PG_HINT = (
+    "install the PostgreSQL server (Debian: apt-get install postgresql), or set PINHOLE_PG_BIN to its bin directory"
+)
+MACHINE_PORTS = {5432, 6379}  # the machine's own servers: never ours
+
+
+def need(what: str, hint: str) -> None:
+    """Skip (or, under CI=true, fail) a test whose server cannot be had."""
+    message = f"{what}: {hint}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in MACHINE_PORTS:
+            return port
+
+
+def postgres_bin_dir() -> Path | None:
+    override = os.environ.get("PINHOLE_PG_BIN")
+    candidates = [Path(override)] if override else []
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    candidates += versions
+    if shutil.which("pg_ctl"):
+        candidates.append(Path(shutil.which("pg_ctl")).parent)
+    for path in candidates:
+        if (path / "initdb").is_file() and (path / "pg_ctl").is_file():
+            return path
+    return None
+
+
+class PgCluster:
+    """One PostgreSQL server in a temp dir, run as the `postgres` user when we are root."""
+
+    _template_lock = threading.Lock()
+    _counter = itertools.count()
+
+    def __init__(self, bin_dir: Path, root: Path, name: str):
+        self.bin = bin_dir
+        self.dir = root / name
+        self.data = self.dir / "data"
+        self.sock = self.dir / "sock"
+        self.log = self.dir / "server.log"
+        self.name = name
+        self.port = 0
+        self.running = False
+
+    # --- running commands as the cluster's owner -----------------------------------------------
+
+    @staticmethod
+    def owner() -> tuple[int, int] | None:
+        """(uid, gid) to run as, or None when we are not root and run as ourselves."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            entry = pwd.getpwnam("postgres")
+        except KeyError:
+            need("no 'postgres' user to run PostgreSQL as (it refuses root)", PG_HINT)
+        return entry.pw_uid, entry.pw_gid
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if self.owner() is not None:
+            if not shutil.which("runuser"):
+                need("runuser not found (needed to run PostgreSQL as the postgres user)", "apt-get install util-linux")
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+
+    def _chown(self, path: Path) -> None:
+        ids = self.owner()
+        if ids is not None:
+            os.chown(path, *ids)
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def init(self, template: Path | None = None) -> None:
+        self.dir.mkdir(mode=0o700, parents=True)
+        self._chown(self.dir)
+        if template is not None:
+            subprocess.run(["cp", "-a", str(template), str(self.data)], check=True)
+        else:
+            done = self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                "--locale=C", "--no-sync", "--no-instructions",
+            )  # fmt: skip
+            if done.returncode != 0:
+                raise RuntimeError(f"initdb failed for {self.name}: {done.stderr.strip() or done.stdout.strip()}")
+        self.sock.mkdir(exist_ok=True)
+        self._chown(self.sock)
+
+    def start(self, extra_conf: str = "") -> None:
+        """Start on a free port (another if that one was taken meanwhile)."""
+        for _attempt in range(5):
+            self.port = free_port()
+            conf = (
+                f"\n# tests/servers.py\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.sock}'\nfsync = off\nsynchronous_commit = off\n"
+                "full_page_writes = off\nmax_connections = 200\nshared_buffers = 32MB\n"
+                "log_min_messages = warning\nlogging_collector = off\n" + extra_conf
+            )
+            (self.data / "postgresql.auto.conf").write_text(conf)
+            self._chown(self.data / "postgresql.auto.conf")
+            done = self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+            if done.returncode == 0:
+                self.running = True
+                return
+            log = self.log.read_text(errors="replace") if self.log.exists() else ""
+            if "could not bind" not in log and "Address already in use" not in log:
+                raise RuntimeError(f"PostgreSQL {self.name} did not start: {done.stderr.strip()} {log[-2000:]}")
+        raise RuntimeError(f"PostgreSQL {self.name}: no free port after 5 tries")
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
+            self.running = False
+
+    # --- databases -----------------------------------------------------------------------------
+
+    def dsn(self, dbname: str = "postgres", **extra: str) -> str:
+        parts = {"host": "127.0.0.1", "port": str(self.port), "dbname": dbname, "user": "postgres", **extra}
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+    def sql(self, statement: str, dbname: str = "postgres") -> list[tuple]:
+        import psycopg
+
+        with psycopg.connect(self.dsn(dbname), autocommit=True, connect_timeout=10) as conn:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def create_database(self) -> str:
+        name = f"t{os.getpid()}_{next(self._counter)}"
+        self.sql(f"CREATE DATABASE {name}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        if self.running:
+            self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def start_clusters(count: int) -> tuple[list[PgCluster], Path]:
+    """`count` running clusters (one initdb, copied), in a temp dir the caller removes."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        need("PostgreSQL server binaries (initdb, pg_ctl) not found", PG_HINT)
+    root = Path(tempfile.mkdtemp(prefix="pinhole-pg-"))
+    ids = PgCluster.owner()
+    if ids is not None:
+        os.chown(root, *ids)
+    clusters: list[PgCluster] = []
+    try:
+        template = PgCluster(bin_dir, root, "template")
+        template.init()
+        for i in range(count):
+            cluster = PgCluster(bin_dir, root, f"pg{i}")
+            cluster.init(template=template.data)
+            clusters.append(cluster)
+        errors: list[BaseException] = []
+
+        def start(cluster: PgCluster) -> None:
+            try:
+                cluster.start()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=start, args=(c,)) for c in clusters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+    except BaseException:
+        stop_clusters(clusters, root)
+        raise
+    return clusters, root
+
+
+def stop_clusters(clusters: list[PgCluster], root: Path) -> None:
+    def stop(cluster: PgCluster) -> None:
+        try:
+            cluster.stop("immediate")
+        except Exception:  # a cluster that would not stop must not keep the others running
+            pass
+
+    threads = [threading.Thread(target=stop, args=(c,)) for c in clusters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_clusters() -> Iterator[list[PgCluster]]:
+    clusters, root = start_clusters(2)
+    yield clusters
+    stop_clusters(clusters, root)
+
+
+def split_shards(logical_shards: int, parts: int) -> list[str]:
+    """Contiguous ranges, e.g. 8 shards over 2 servers -> ["0-3", "4-7"]."""
+    size = logical_shards // parts
+    bounds = [(i * size, (i + 1) * size - 1 if i < parts - 1 else logical_shards - 1) for i in range(parts)]
+    return [f"{a}-{b}" for a, b in bounds]
+
+
+ServerSettings = Callable[[Path, dict[str, Any]], dict[str, Any]]
+
+
+def _server_settings(clusters: list[PgCluster]) -> Iterator[ServerSettings]:
+    """Settings for `[database]` over `clusters`: one fresh database per site folder, dropped after the test."""
+    made: dict[Path, str] = {}
+
+    def settings(where: Path, section: dict[str, Any]) -> dict[str, Any]:
+        if where not in made:
+            name = clusters[0].create_database()
+            for cluster in clusters[1:]:
+                cluster.sql(f"CREATE DATABASE {name}")
+            made[where] = name
+        shards = section.get("logical_shards", 8)
+        ranges = split_shards(shards, len(clusters))
+        return {
+            "connect_timeout_seconds": 2,
+            "servers": [
+                {"dsn": c.dsn(made[where]), "shards": r, "pool_min": 0, "pool_max": 8}
+                for c, r in zip(clusters, ranges, strict=True)
+            ],
+        }
+
+    yield settings
+    for name in made.values():
+        for cluster in clusters:
+            cluster.drop_database(name)
+
+
+@pytest.fixture
+def postgres_one_server(postgres_clusters) -> Iterator[ServerSettings]:
+    yield from _server_settings(postgres_clusters[:1])
+
+
+@pytest.fixture
+def postgres_two_servers(postgres_clusters) -> Iterator[ServerSettings]:
+    yield from _server_settings(postgres_clusters[:2])
+
+
+def postgres_schemas(cluster: PgCluster, dbname: str) -> set[str]:
+    """The shard schemas physically present in one database of one cluster."""
+    rows = cluster.sql("SELECT nspname FROM pg_namespace WHERE nspname ~ '^shard_[0-9]+$'", dbname)
+    return {r[0] for r in rows}
+
+
+def dbname_of(dsn: str) -> str:
+    match = re.search(r"\bdbname=(\S+)", dsn)
+    assert match, dsn
+    return match.group(1)
