@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ class PgCluster:
         self._chown(self.dir)
         if template is not None:
             subprocess.run(["cp", "-a", str(template), str(self.data)], check=True)
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
         else:
             done = self._run(
                 "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -130,12 +132,32 @@ class PgCluster:
                 raise RuntimeError(f"initdb failed for {self.name}: {done.stderr.strip() or done.stdout.strip()}")
         self.sock.mkdir(exist_ok=True)
         self._chown(self.sock)
+        self._base_conf = (self.data / "postgresql.auto.conf").read_text()
 
-    def start(self, extra_conf: str = "") -> None:
-        """Start on a free port (another if that one was taken meanwhile)."""
-        for _attempt in range(5):
-            self.port = free_port()
-            conf = (
+    def init_standby_of(self, primary: PgCluster) -> None:
+        """A streaming replica of a running cluster (pg_basebackup -R), not started yet."""
+        self.dir.mkdir(mode=0o700, parents=True)
+        self._chown(self.dir)
+        done = self._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", str(self.data),
+            "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed for {self.name}: {done.stderr.strip()}")
+        self.sock.mkdir(exist_ok=True)
+        self._chown(self.sock)
+        self._base_conf = (self.data / "postgresql.auto.conf").read_text()
+
+    def require_password(self, user: str) -> None:
+        """Before start: `user` must give its password (scram) on 127.0.0.1; everyone else stays trusted."""
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+
+    def start(self, extra_conf: str = "", port: int | None = None) -> None:
+        """Start on `port`, or a free one (another if that one was taken meanwhile)."""
+        for _attempt in range(1 if port else 5):
+            self.port = port or free_port()
+            conf = self._base_conf + (
                 f"\n# tests/servers.py\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
                 f"unix_socket_directories = '{self.sock}'\nfsync = off\nsynchronous_commit = off\n"
                 "full_page_writes = off\nmax_connections = 200\nshared_buffers = 32MB\n"
@@ -170,9 +192,9 @@ class PgCluster:
             cur = conn.execute(statement)
             return cur.fetchall() if cur.description else []
 
-    def create_database(self) -> str:
+    def create_database(self, owner: str = "postgres") -> str:
         name = f"t{os.getpid()}_{next(self._counter)}"
-        self.sql(f"CREATE DATABASE {name}")
+        self.sql(f"CREATE DATABASE {name} OWNER {owner}")
         return name
 
     def drop_database(self, name: str) -> None:
@@ -180,8 +202,8 @@ class PgCluster:
             self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def start_clusters(count: int) -> tuple[list[PgCluster], Path]:
-    """`count` running clusters (one initdb, copied), in a temp dir the caller removes."""
+def cluster_root() -> tuple[Path, Path]:
+    """(the PostgreSQL bin dir, a new temp dir the postgres user owns), or skip/fail saying what is missing."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         need("PostgreSQL server binaries (initdb, pg_ctl) not found", PG_HINT)
@@ -189,6 +211,14 @@ def start_clusters(count: int) -> tuple[list[PgCluster], Path]:
     ids = PgCluster.owner()
     if ids is not None:
         os.chown(root, *ids)
+    return bin_dir, root
+
+
+def start_clusters(count: int, setup: Callable[[PgCluster], None] | None = None) -> tuple[list[PgCluster], Path]:
+    """`count` running clusters (one initdb, copied), in a temp dir the caller removes.
+
+    `setup(cluster)` runs on each before it starts (say, `require_password`)."""
+    bin_dir, root = cluster_root()
     clusters: list[PgCluster] = []
     try:
         template = PgCluster(bin_dir, root, "template")
@@ -196,6 +226,8 @@ def start_clusters(count: int) -> tuple[list[PgCluster], Path]:
         for i in range(count):
             cluster = PgCluster(bin_dir, root, f"pg{i}")
             cluster.init(template=template.data)
+            if setup:
+                setup(cluster)
             clusters.append(cluster)
         errors: list[BaseException] = []
 
@@ -257,8 +289,8 @@ def _server_settings(clusters: list[PgCluster]) -> Iterator[ServerSettings]:
     def settings(where: Path, section: dict[str, Any]) -> dict[str, Any]:
         if where not in made:
             name = clusters[0].create_database()
-            for cluster in clusters[1:]:
-                cluster.sql(f"CREATE DATABASE {name}")
+            with ThreadPoolExecutor() as pool:  # side by side; a failure is raised here
+                list(pool.map(lambda c: c.sql(f"CREATE DATABASE {name}"), clusters[1:]))
             made[where] = name
         shards = section.get("logical_shards", 8)
         ranges = split_shards(shards, len(clusters))

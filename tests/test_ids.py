@@ -1,4 +1,5 @@
-"""63-bit IDs: layout properties, strict parsing, and generation through a real SQLite database."""
+"""63-bit IDs: layout properties, strict parsing, and generation through a real database (SQLite, and a
+Postgres shard schema: the same SQL makes IDs on every rung)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from hypothesis import strategies as st
 
 from app import ids
 from app.backends.database.sqlite import SqliteDatabase
+from app.config import DatabaseConfig, DatabaseServer
 
 SHARDS = 64
+PG_SHARDS = 16  # the tests use shards 1-9; fewer schemas to migrate
 
 ms_parts = st.integers(0, (1 << ids.TIME_BITS) - 1)
 shard_parts = st.integers(0, ids.MAX_SHARDS - 1)
@@ -152,13 +155,36 @@ def test_parse_accepts_only_what_it_would_print(text):
 # --- generation -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory):
+def _open(spec):
+    """A database from what a test process can hand another: a SQLite path or a Postgres config."""
+    if isinstance(spec, DatabaseConfig):
+        from app.backends.database.postgres import PostgresDatabase
+
+        return PostgresDatabase(spec)
+    return SqliteDatabase(Path(spec), SHARDS)
+
+
+def _spec_of(db):
+    return db.config if db.dialect == "postgres" else str(db.path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def db(request, tmp_path_factory):
     """One database for the module: each test takes its own shards, as each user has their own."""
-    database = SqliteDatabase(tmp_path_factory.mktemp("ids") / "pinhole.sqlite3", SHARDS)
+    if request.param == "sqlite":
+        database = _open(str(tmp_path_factory.mktemp("ids") / "pinhole.sqlite3"))
+        cleanup = None
+    else:
+        cluster = request.getfixturevalue("postgres_clusters")[0]
+        name = cluster.create_database()
+        server = DatabaseServer(dsn=cluster.dsn(name), shards=f"0-{PG_SHARDS - 1}", pool_min=0, pool_max=10)
+        database = _open(DatabaseConfig(backend="postgres", logical_shards=PG_SHARDS, servers=[server]))
+        cleanup = lambda: cluster.drop_database(name)  # noqa: E731
     database.migrate()
     yield database
     database.close()
+    if cleanup:
+        cleanup()
 
 
 def _make(db, shard: int, n: int, clock=time.time) -> list[int]:
@@ -210,8 +236,8 @@ def test_next_id_is_unique_across_threads(db):
         assert r == sorted(r)
 
 
-def _ids_in_another_process(path: str, shard: int, n: int, start, out) -> None:
-    database = SqliteDatabase(Path(path), SHARDS)
+def _ids_in_another_process(spec, shard: int, n: int, start, out) -> None:
+    database = _open(spec)
     try:
         start.wait(30)
         made = []
@@ -226,7 +252,7 @@ def _ids_in_another_process(path: str, shard: int, n: int, start, out) -> None:
 def test_next_id_is_unique_across_processes(db):
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_ids_in_another_process, args=(str(db.path), 6, 250, start, out)) for _ in range(4)]
+    procs = [ctx.Process(target=_ids_in_another_process, args=(_spec_of(db), 6, 250, start, out)) for _ in range(4)]
     for p in procs:
         p.start()
     start.set()

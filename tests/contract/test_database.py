@@ -67,6 +67,35 @@ def test_migrate_applies_every_version_once(db, build, database_name):
     assert _user_id_of(db, 0, "after-migrate") == 1
 
 
+def test_values_and_counts_come_back_the_same_on_every_backend(db):
+    """The portable SQL the services write: flags as 0/1, integer sums, `?` and `%` in literals, rowcounts."""
+    db.migrate()
+    with db.write(4) as conn:
+        assert conn.run("INSERT INTO site_flags (name, value) VALUES (?, ?)", ("100% sure?", "yes")) == 1
+        conn.run_many("INSERT INTO usernames (username, user_id) VALUES (?, ?)", [("a", 2**62), ("b", 5), ("c", 7)])
+        conn.run_many("INSERT INTO usernames (username, user_id) VALUES (?, ?)", [])
+        assert conn.run("UPDATE usernames SET user_id = user_id + 1 WHERE user_id < ?", (100,)) == 2
+        assert conn.run("DELETE FROM usernames WHERE username = ?", ("nobody",)) == 0
+        conn.run(
+            "INSERT INTO posts (id, author_id, status, created_at, updated_at, sensitive, place_lat)"
+            " VALUES (?, ?, 'ready', ?, ?, ?, ?)",
+            (1, 2, 3, 4, True, 51.5),
+        )
+    with db.read(4) as conn:
+        assert conn.value("SELECT value FROM site_flags WHERE name = '100% sure?' AND value LIKE 'y%'") == "yes"
+        assert conn.value("SELECT count(*) FROM site_flags WHERE name = ?", ("100% sure?",)) == 1
+        assert conn.value("SELECT sum(user_id) FROM usernames") == 2**62 + 6 + 8
+        assert conn.value("SELECT sum(user_id) FROM usernames WHERE username = 'nobody'") is None
+        assert conn.value("SELECT '?' || ? AS q", ("!",)) == "?!"
+        row = conn.one("SELECT sensitive, place_lat, place_lon, caption FROM posts WHERE id = ?", (1,))
+        assert row == {"sensitive": 1, "place_lat": 51.5, "place_lon": None, "caption": ""}
+        assert conn.all("SELECT username FROM usernames WHERE user_id > ? ORDER BY username", (6,)) == [
+            {"username": "a"},
+            {"username": "c"},
+        ]
+        assert conn.one("SELECT username FROM usernames WHERE username = ?", ("nobody",)) is None
+
+
 def test_read_sees_committed_writes_from_any_thread(db):
     db.migrate()
     with db.write(3) as conn:

@@ -202,8 +202,10 @@ class Endpoint:
         with self._lock:
             if time.monotonic() < self._down_until:
                 raise self.unavailable(self._down_reason)
-            if self._was_down:
-                # Its pool may be backing off for minutes: ask the server itself, and start afresh if it is back.
+            if self._was_down or self._pool is None:
+                # Ask the server itself before trusting a pool: a refused connection or a wrong password is
+                # reported at once instead of after the pool's timeout, and a pool that may be backing off
+                # for minutes after an outage is replaced by a fresh one as soon as the server is back.
                 reason = self._probe()
                 if reason is not None:
                     raise self._mark_down(reason)
@@ -229,7 +231,7 @@ class Endpoint:
     def begin(self, shard: int, read_only: bool) -> tuple[ConnectionPool, psycopg.Connection]:
         """A connection inside a new transaction whose search_path is the shard's schema."""
         start = f"BEGIN{' READ ONLY' if read_only else ''}; SET LOCAL search_path TO {schema_of(shard)}"
-        for attempt in range(2):
+        for _attempt in range(2):
             pool, conn = self.getconn()
             try:
                 conn.execute(start)
@@ -238,12 +240,14 @@ class Endpoint:
                 pool.putconn(conn)
                 if not _is_unreachable(exc):
                     raise
-                if attempt == 0:
-                    pool.check()  # drop the idle connections that died with this one, then try once more
-                    continue
-                with self._lock:
-                    raise self._mark_down(str(exc)) from exc
-        raise AssertionError("unreachable")
+                error = exc
+                reason = self._probe()
+                if reason is not None:
+                    with self._lock:
+                        raise self._mark_down(reason) from exc
+                pool.check()  # the server is up (restarted?): drop the idle connections that died, try again
+        with self._lock:
+            raise self._mark_down(str(error)) from error
 
     def finish(self, pool: ConnectionPool, conn: psycopg.Connection, commit: bool) -> None:
         try:
@@ -329,6 +333,7 @@ class PostgresDatabase(Database):
     dialect = "postgres"
 
     def __init__(self, config: DatabaseConfig):
+        self.config = config
         self.logical_shards = config.logical_shards
         self.pin_seconds = config.read_primary_after_write_seconds
         self.primaries: list[Endpoint] = []
