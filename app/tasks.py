@@ -6,7 +6,8 @@ import logging
 
 from app import metrics
 from app.context import Context
-from app.services import avatars, discover, feed, places, posts
+from app.services import avatars, discover, feed, interactions, places, posts
+from app.services import tags as hashtags
 
 log = logging.getLogger("pinhole.tasks")
 
@@ -28,10 +29,13 @@ def register_tasks(ctx: Context) -> None:
         """A post became visible: fan it out and index it. Every step is idempotent, so a rerun is harmless."""
         feed.start_fanout(ctx, post_id)
         places.index_ready_post(ctx, post_id)
+        hashtags.index_post(ctx, post_id)
 
     def post_deleted(post_id: int, author_id: int, liker_ids: list[int], tags: list[str], place: list | None) -> None:
         """Remove a deleted post's rows on other shards; until this runs, readers skip its id."""
         feed.forget_post(ctx, post_id, author_id)
+        interactions.forget_likes(ctx, post_id, liker_ids)
+        hashtags.unindex_post(ctx, post_id, tags)
         if place:
             places.unindex_post(ctx, post_id, place[0], place[1])
 

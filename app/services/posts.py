@@ -31,6 +31,7 @@ from app.media import images
 from app.media.filters import FILTERS
 from app.media.images import ImageRejected
 from app.media.pipeline import ENCODINGS, SIZES, process_photo
+from app.services import tags
 from app.services.accounts import User, get_user, get_users
 from app.services.visibility import can_view, visible_authors
 
@@ -167,9 +168,7 @@ def _checked(
         raise UserError("Choose at least one photo.", field="photos")
     if len(photos) > MAX_PHOTOS:
         raise UserError(f"A post holds up to {MAX_PHOTOS} photos; you chose {len(photos)}.", field="photos")
-    caption = (caption or "").replace("\r\n", "\n").strip()
-    if len(caption) > MAX_CAPTION:
-        raise UserError(f"The caption is {len(caption)} characters; the limit is {MAX_CAPTION}.", field="caption")
+    caption = checked_caption(ctx, caption)
     cleaned = []
     for number, photo in enumerate(photos, start=1):
         alt_text = (photo.alt_text or "").strip()
@@ -190,6 +189,16 @@ def _checked(
         except ImageRejected as exc:
             raise ImageRejected(f"Photo {number}: {exc.message}", field="photos", status=exc.status) from None
     return cleaned, caption, place
+
+
+def checked_caption(ctx: Context, caption: str) -> str:
+    """The caption trimmed, or the UserError: too long, a tag too long, a mention of an account that doesn't exist.
+    Creating and editing a post both check with this."""
+    caption = (caption or "").replace("\r\n", "\n").strip()
+    if len(caption) > MAX_CAPTION:
+        raise UserError(f"The caption is {len(caption)} characters; the limit is {MAX_CAPTION}.", field="caption")
+    tags.check_text(ctx, caption, field="caption")
+    return caption
 
 
 def _checked_place(place: Place | None) -> Place | None:
