@@ -140,7 +140,7 @@ class PgCluster:
         self._chown(self.dir)
         done = self._run(
             "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-D", str(self.data),
-            "-R", "-X", "stream", "--no-sync",
+            "-R", "-X", "stream", "--no-sync", "--checkpoint=fast",
         )  # fmt: skip
         if done.returncode != 0:
             raise RuntimeError(f"pg_basebackup failed for {self.name}: {done.stderr.strip()}")

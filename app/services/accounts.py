@@ -246,7 +246,14 @@ def update_profile(ctx: Context, user: User, display_name: str, bio: str, is_pri
             "UPDATE users SET display_name = ?, bio = ?, is_private = ?, updated_at = ? WHERE id = ?",
             (display_name, bio, int(private), now_ms(), user.id),
         )
-    return get_user(ctx, user.id)  # type: ignore[return-value]
+    updated = get_user(ctx, user.id)
+    if user.is_private and not private:
+        from app.services import graph  # graph imports this module
+
+        # Going public: nobody is left waiting for an answer that no longer matters.
+        graph.approve_all_requests(ctx, updated)
+        updated = get_user(ctx, user.id)
+    return updated  # type: ignore[return-value]
 
 
 def change_password(ctx: Context, user: User, current: str, new: str) -> User:

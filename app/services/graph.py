@@ -152,9 +152,7 @@ def _remove_edge(ctx: Context, follower_id: int, target_id: int) -> None:
             conn.run("UPDATE users SET follower_count = follower_count - 1 WHERE id = ?", (target_id,))
         follower_count = conn.value("SELECT follower_count FROM users WHERE id = ?", (target_id,))
     with ctx.db.write(ids.shard_of(follower_id)) as conn:
-        mine = conn.value(
-            "SELECT state FROM following WHERE user_id = ? AND target_id = ?", (follower_id, target_id)
-        )
+        mine = conn.value("SELECT state FROM following WHERE user_id = ? AND target_id = ?", (follower_id, target_id))
         conn.run("DELETE FROM following WHERE user_id = ? AND target_id = ?", (follower_id, target_id))
         if mine == "active":
             conn.run("UPDATE users SET following_count = following_count - 1 WHERE id = ?", (follower_id,))
@@ -272,6 +270,25 @@ def follow_requests(ctx: Context, owner: User, before: int | None, limit: int) -
         " ORDER BY follower_id DESC LIMIT ?",
         (owner.id, before if before is not None else ids.MAX_ID, limit),
         owner.shard,
+    )
+
+
+def blocked_accounts(ctx: Context, user: User, before: int | None, limit: int) -> list[User]:
+    """The accounts `user` blocks (their own list, to unblock from), newest account first."""
+    return _page_of_users(
+        ctx,
+        "SELECT target_id AS id FROM blocks WHERE user_id = ? AND target_id < ? ORDER BY target_id DESC LIMIT ?",
+        (user.id, before if before is not None else ids.MAX_ID, limit),
+        user.shard,
+    )
+
+
+def muted_accounts(ctx: Context, user: User, before: int | None, limit: int) -> list[User]:
+    return _page_of_users(
+        ctx,
+        "SELECT target_id AS id FROM mutes WHERE user_id = ? AND target_id < ? ORDER BY target_id DESC LIMIT ?",
+        (user.id, before if before is not None else ids.MAX_ID, limit),
+        user.shard,
     )
 
 

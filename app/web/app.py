@@ -19,12 +19,14 @@ from app.config import load_config
 from app.context import Context, build_context
 from app.logs import setup_logging
 from app.media.images import harden_vips
+from app.services.tags import render_caption
 from app.web import errors
 from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, media, ops, pages
 from app.web.routes import discover as discover_routes
 from app.web.routes import posts as post_routes
+from app.web.routes import tags as tag_routes
 from app.web.security import security_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,7 @@ def avatar_url(user) -> str:
 
 def _templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals.update(static_url=static_url, avatar_url=avatar_url)
+    engine.engine.filters["caption"] = render_caption  # captions and comments: #tags and @mentions linked
 
 
 def create_app(ctx: Context | None = None) -> Litestar:
@@ -75,6 +78,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             ops.favicon,
             media.media,
             post_routes.router,
+            tag_routes.router,
             pages.home,
             discover_routes.router,
             pages.profile,
