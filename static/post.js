@@ -1,5 +1,6 @@
-// The post page: each photo's dominant colour as its placeholder, and arrows and dots for a carousel of several
-// photos. Swiping is CSS scroll-snap and the dots are plain #photo-N links, so all of it works without this file.
+// The post page: each photo's dominant colour as its placeholder, arrows and dots for a carousel of several
+// photos, and the messages of refused likes and comments. Swiping is CSS scroll-snap, the dots are plain #photo-N
+// links and every form posts without it, so all of it works without this file.
 // Runs on load and again on content htmx swaps in (the processing state turning into photos).
 (function () {
   "use strict";
@@ -72,6 +73,32 @@
     state.appendChild(title);
     gone.appendChild(state);
     target.replaceWith(gone);
+  });
+
+  // A refused like, comment or deletion: htmx swaps nothing, and the server's message (plain text) is shown by the
+  // form that sent it, in its role="alert" slot.
+  function say(form, message) {
+    const slot = form && form.querySelector("[data-htmx-error]");
+    if (!slot) return;
+    slot.textContent = message;
+    slot.hidden = !message;
+  }
+  const formOf = (event) => (event.detail.elt.closest ? event.detail.elt.closest("form") : null);
+  document.addEventListener("htmx:responseError", (event) => {
+    const xhr = event.detail.xhr;
+    const plain = (xhr.getResponseHeader("content-type") || "").startsWith("text/plain");
+    say(formOf(event), plain && xhr.responseText ? xhr.responseText : "That didn't work. Reload the page and try again.");
+  });
+  document.addEventListener("htmx:sendError", (event) => {
+    say(formOf(event), "Pinhole can't be reached right now. Check your connection and try again.");
+  });
+  // A comment went in: empty the box for the next one.
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = formOf(event);
+    if (!event.detail.successful || !form || !form.classList.contains("comment-form")) return;
+    const box = form.querySelector("textarea");
+    if (box) box.value = "";
+    say(form, "");
   });
 
   document.addEventListener("htmx:load", (event) => setUp(event.detail.elt));

@@ -7,6 +7,16 @@ POST /upload            multipart: photos (1-10 files), filter_<i>, alt_<i>, cap
 GET  /p/{id}            the post; while it is processing, its media block polls /p/{id}/status
 GET  /p/{id}/status     that media block alone (the htmx fragment)
 POST /p/{id}/delete     the author deletes the post; 303 to their profile
+GET  /p/{id}?comments_after=<comment id>    the post with its comments after that one
+POST /p/{id}/like, /p/{id}/unlike           htmx: the like button fragment with the exact count; else 303 back
+POST /p/{id}/comments   body; htmx: the new comment (appended) and the count; else 303 to it
+GET  /p/{id}/comments?after=<comment id>    htmx: the next comments and the next "more" link
+POST /p/{id}/comments/{comment id}/delete   htmx: the comment goes; else 303 to the comments
+POST /p/{id}/comments/off, /p/{id}/comments/on       the author turns comments off or on
+GET, POST /p/{id}/edit  the author's form for caption, each photo's description and place
+
+Errors on htmx requests answer as plain text with their status (static/post.js shows it by the form); forms
+without JavaScript get the post page again with the message, or the error page.
 """
 
 from __future__ import annotations
@@ -17,15 +27,17 @@ from typing import Any
 
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, MultipartBody
+from litestar.params import FromPath, FromQuery, MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 
 from app import ids
-from app.errors import NotFound, UserError
+from app.errors import Forbidden, NotFound, UserError
 from app.media.filters import FILTERS
-from app.services import posts
-from app.web.deps import CtxDep, ViewerDep, form_text, page, require, see_other, wants_json
+from app.services import interactions, posts
+from app.web.deps import CtxDep, ViewerDep, form_text, page, require, safe_next, see_other, wants_json
 
+COMMENTS_PAGE = 50
+BAD_COMMENT_CURSOR = "That link to more comments is broken (it must name a comment id). Open the post again."
 # Missing, deleted, not visible and malformed addresses all get this one answer.
 NO_POST = "There is no post at this address. It may have been deleted, or the link is mistyped."
 BAD_PLACE = "Latitude and longitude must be numbers, like 48.8584 and 2.2945."
@@ -200,16 +212,35 @@ def _post_context(post: posts.Post, viewer) -> dict[str, Any]:
         "camera_line": camera_line,
         "posted_iso": iso,
         "posted_on": human,
+        "when": _when,
     }
 
 
 @get("/p/{post_id:str}", sync_to_thread=True)
-def post_page(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str]) -> Template:
+def post_page(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], comments_after: FromQuery[str] = "") -> Template:
+    found = _visible_post(ctx, viewer, post_id)
+    return _full_page(ctx, viewer, found, after=_comment_cursor(comments_after))
+
+
+def _visible_post(ctx, viewer, post_id: str) -> posts.Post:
     try:
-        found = posts.get_post(ctx, _post_id(post_id), viewer)
+        return posts.get_post(ctx, _post_id(post_id), viewer)
     except NotFound:
         raise NotFound(NO_POST) from None
-    return page("posts/post.html", **_post_context(found, viewer))
+
+
+def _full_page(ctx, viewer, post: posts.Post, *, after: int | None = None, status: int = 200, **extra) -> Template:
+    """The post page with the viewer's like, a page of comments and the comment form."""
+    context = _post_context(post, viewer)
+    if post.status == "ready":
+        comments, more = interactions.list_comments(ctx, viewer, post.id, after, COMMENTS_PAGE)
+        context.update(
+            liked=post.id in interactions.liked_post_ids(ctx, viewer, [post.id]),
+            comments=comments,
+            comments_more=more,
+            comments_after=after,
+        )
+    return page("posts/post.html", status, **context, **extra)
 
 
 @get("/p/{post_id:str}/status", sync_to_thread=True)
@@ -232,6 +263,213 @@ def post_delete(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str]) -> Redir
     return see_other(f"/@{user.username}")
 
 
+# --- Likes, comments, editing ---------------------------------------------------------------------------------------
+
+
+def _htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _comment_cursor(text: str) -> int | None:
+    if not text:
+        return None
+    cursor = ids.parse(text[:32])
+    if cursor is None:
+        raise UserError(BAD_COMMENT_CURSOR)
+    return cursor
+
+
+def _fragment_error(exc: UserError) -> Response:
+    """For htmx: the message alone, shown by static/post.js next to the form that sent the request."""
+    return Response(exc.message, status_code=exc.status, media_type="text/plain")
+
+
+def _toggle_like(request: Request, ctx, viewer, post_id: str, data: dict[str, Any], liking: bool):
+    user = require(viewer)
+    try:
+        changed = (interactions.like if liking else interactions.unlike)(ctx, user, _post_id(post_id))
+    except NotFound:
+        error: UserError = NotFound(NO_POST)
+    except UserError as exc:
+        error = exc
+    else:
+        if wants_json(request):
+            return Response({"liked": liking, "like_count": changed.like_count})
+        if _htmx(request):
+            return page("posts/_like_button.html", post=changed, liked=liking)
+        return see_other(safe_next(form_text(data, "next", 2000) or f"/p/{changed.id}"))
+    if _htmx(request) and not wants_json(request):
+        return _fragment_error(error)
+    raise error
+
+
+@post("/p/{post_id:str}/like", sync_to_thread=True)
+def post_like(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]
+) -> Template | Redirect | Response:
+    return _toggle_like(request, ctx, viewer, post_id, data, liking=True)
+
+
+@post("/p/{post_id:str}/unlike", sync_to_thread=True)
+def post_unlike(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]
+) -> Template | Redirect | Response:
+    return _toggle_like(request, ctx, viewer, post_id, data, liking=False)
+
+
+@post("/p/{post_id:str}/comments", sync_to_thread=True)
+def comment_add(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]
+) -> Template | Redirect | Response:
+    user = require(viewer)
+    body = form_text(data, "body", interactions.MAX_COMMENT * 4)
+    try:
+        comment = interactions.add_comment(ctx, user, _post_id(post_id), body)
+    except UserError as exc:
+        error = NotFound(NO_POST) if isinstance(exc, NotFound) else exc
+        if wants_json(request):
+            return Response({"error": error.message, "field": error.field}, status_code=error.status)
+        if _htmx(request):
+            return _fragment_error(error)
+        if isinstance(error, NotFound):
+            raise error from None
+        # The page again, the message by the form and what was typed kept.
+        found = _visible_post(ctx, user, post_id)
+        return _full_page(ctx, user, found, status=error.status, error=error, form={"body": body})
+    if wants_json(request):
+        return Response({"id": str(comment.id), "body": comment.body}, status_code=201)
+    if _htmx(request):
+        found = posts.get_post(ctx, comment.post_id, user)
+        return page(
+            "posts/_comment.html", comment=comment, post=found, comment_count=found.comment_count, oob=True, when=_when
+        )
+    return see_other(f"/p/{comment.post_id}#c{comment.id}")
+
+
+@get("/p/{post_id:str}/comments", sync_to_thread=True)
+def comment_more(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], after: FromQuery[str] = ""
+) -> Template | Redirect:
+    """The next comments: for htmx, the items (and the next "more" link) that replace the "more" link."""
+    found = _visible_post(ctx, viewer, post_id)
+    cursor = _comment_cursor(after)
+    if not _htmx(request):
+        return see_other(f"/p/{found.id}?comments_after={cursor or ''}#comments")
+    comments, more = interactions.list_comments(ctx, viewer, found.id, cursor, COMMENTS_PAGE)
+    return page("posts/_comment_items.html", post=found, comments=comments, comments_more=more, when=_when)
+
+
+@post("/p/{post_id:str}/comments/{comment_id:str}/delete", sync_to_thread=True)
+def comment_delete(
+    request: Request, ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], comment_id: FromPath[str]
+) -> Template | Redirect | Response:
+    user = require(viewer)
+    try:
+        comment = interactions.delete_comment(ctx, user, ids.parse(comment_id[:32]) or 0, _post_id(post_id))
+    except UserError as exc:
+        if _htmx(request) and not wants_json(request):
+            return _fragment_error(exc)
+        raise
+    if wants_json(request):
+        return Response({"deleted": str(comment.id)})
+    if _htmx(request):
+        count = posts.get_post(ctx, comment.post_id, user).comment_count
+        return page("posts/_comment_count.html", comment_count=count, oob=True)
+    return see_other(f"/p/{comment.post_id}#comments")
+
+
+def _set_comments(ctx, viewer, post_id: str, off: bool) -> Redirect:
+    user = require(viewer)
+    try:
+        interactions.set_comments_off(ctx, user, _post_id(post_id), off)
+    except NotFound:
+        raise NotFound(NO_POST) from None
+    return see_other(f"/p/{post_id}#comments")
+
+
+@post("/p/{post_id:str}/comments/off", sync_to_thread=True)
+def comments_off(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str]) -> Redirect:
+    return _set_comments(ctx, viewer, post_id, True)
+
+
+@post("/p/{post_id:str}/comments/on", sync_to_thread=True)
+def comments_on(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str]) -> Redirect:
+    return _set_comments(ctx, viewer, post_id, False)
+
+
+def _own_post(ctx, viewer, post_id: str) -> posts.Post:
+    found = _visible_post(ctx, viewer, post_id)
+    if found.author.id != viewer.id:
+        raise Forbidden("Only its author can edit a post.")
+    return found
+
+
+def _edit_form(found: posts.Post) -> dict[str, Any]:
+    place = found.place
+    form: dict[str, Any] = {
+        "caption": found.caption,
+        "place_name": place.name if place else "",
+        "place_lat": "" if place is None or place.lat is None else f"{place.lat:g}",
+        "place_lon": "" if place is None or place.lon is None else f"{place.lon:g}",
+    }
+    form.update({f"alt_{m.id}": m.alt_text for m in found.media})
+    return form
+
+
+def _edit_page(found: posts.Post, form: dict[str, Any], status: int = 200, error: UserError | None = None):
+    return page(
+        "posts/edit.html",
+        status,
+        post=found,
+        form=form,
+        error=error,
+        max_caption=posts.MAX_CAPTION,
+        max_alt=posts.MAX_ALT,
+    )
+
+
+@get("/p/{post_id:str}/edit", sync_to_thread=True)
+def edit_form(ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str]) -> Template:
+    found = _own_post(ctx, require(viewer), post_id)
+    return _edit_page(found, _edit_form(found))
+
+
+@post("/p/{post_id:str}/edit", sync_to_thread=True)
+def edit_save(
+    ctx: CtxDep, viewer: ViewerDep, post_id: FromPath[str], data: URLEncodedBody[dict[str, Any]]
+) -> Template | Redirect:
+    user = require(viewer)
+    found = _own_post(ctx, user, post_id)
+    form = {name: form_text(data, name) for name in ("caption", "place_name", "place_lat", "place_lon")}
+    alts = {m.id: form_text(data, f"alt_{m.id}") for m in found.media if f"alt_{m.id}" in data}
+    form.update({f"alt_{media_id}": text for media_id, text in alts.items()})
+    try:
+        interactions.edit_post(ctx, user, found.id, form["caption"], alts, _place(form))
+    except NotFound:
+        raise NotFound(NO_POST) from None
+    except UserError as exc:
+        return _edit_page(found, form, exc.status, exc)
+    return see_other(f"/p/{found.id}")
+
+
 # Through a Router, as accounts does: registered straight on the app (Litestar 2.25), GET /upload answered 500
 # because its sync-to-thread wrapper had been applied twice.
-router = Router(path="/", route_handlers=[upload_form, upload, post_page, post_status, post_delete])
+router = Router(
+    path="/",
+    route_handlers=[
+        upload_form,
+        upload,
+        post_page,
+        post_status,
+        post_delete,
+        post_like,
+        post_unlike,
+        comment_add,
+        comment_more,
+        comment_delete,
+        comments_off,
+        comments_on,
+        edit_form,
+        edit_save,
+    ],
+)
