@@ -58,7 +58,10 @@ def free_port() -> int:
 
 def postgres_bin_dir() -> Path | None:
     override = os.environ.get("PINHOLE_PG_BIN")
-    candidates = [Path(override)] if override else []
+    if override:  # the operator's word: no looking elsewhere
+        path = Path(override)
+        return path if (path / "initdb").is_file() and (path / "pg_ctl").is_file() else None
+    candidates: list[Path] = []
     versions = sorted(
         Path("/usr/lib/postgresql").glob("*/bin"),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
@@ -207,8 +210,10 @@ def cluster_root() -> tuple[Path, Path]:
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         need("PostgreSQL server binaries (initdb, pg_ctl) not found", PG_HINT)
-    root = Path(tempfile.mkdtemp(prefix="pinhole-pg-"))
     ids = PgCluster.owner()
+    # As root, in /tmp: a TMPDIR under /root would be out of the postgres user's reach.
+    base = "/tmp" if ids is not None and os.path.isdir("/tmp") else None
+    root = Path(tempfile.mkdtemp(prefix="pinhole-pg-", dir=base))
     if ids is not None:
         os.chown(root, *ids)
     return bin_dir, root
