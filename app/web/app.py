@@ -25,6 +25,8 @@ from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, media, ops, pages
 from app.web.routes import discover as discover_routes
+from app.web.routes import live, social
+from app.web.routes import notifications as notification_routes
 from app.web.routes import posts as post_routes
 from app.web.routes import tags as tag_routes
 from app.web.security import security_headers
@@ -46,6 +48,7 @@ def avatar_url(user) -> str:
 
 def _templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.globals.update(static_url=static_url, avatar_url=avatar_url)
+    engine.engine.globals["unread_notifications"] = notification_routes.unread_badge
     engine.engine.filters["caption"] = render_caption  # captions and comments: #tags and @mentions linked
 
 
@@ -80,6 +83,9 @@ def create_app(ctx: Context | None = None) -> Litestar:
             post_routes.router,
             tag_routes.router,
             pages.home,
+            social.router,
+            notification_routes.router,
+            live.router,
             discover_routes.router,
             pages.profile,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
@@ -101,8 +107,8 @@ def create_app(ctx: Context | None = None) -> Litestar:
         ),
         before_send=[security_headers(config)],
         exception_handlers=errors.HANDLERS,
-        on_startup=[start_workers],
-        on_shutdown=[stop],
+        on_startup=[start_workers, live.open_streams],
+        on_shutdown=[stop, live.close_streams],  # run in reverse: open streams end before the context closes
         request_max_body_size=config.server.max_body_mb * 1024 * 1024,
         state=State({"ctx": ctx}),
         debug=False,
