@@ -23,9 +23,8 @@ from app.services.tags import render_caption
 from app.web import errors
 from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
-from app.web.routes import accounts, media, ops, pages
+from app.web.routes import accounts, live, media, ops, pages, social
 from app.web.routes import discover as discover_routes
-from app.web.routes import live, social
 from app.web.routes import notifications as notification_routes
 from app.web.routes import posts as post_routes
 from app.web.routes import tags as tag_routes
