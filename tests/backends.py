@@ -34,7 +34,7 @@ from app.backends.factory import Backends, build_backends
 from app.config import Config, load_config, prepare_data_dir
 
 BACKENDS: dict[str, list[str]] = {
-    "database": ["sqlite", "postgres/one-server", "postgres/two-servers"],
+    "database": ["sqlite", "postgres/one-server", "postgres/two-servers", "postgres/pgbouncer"],
     "cache": ["disk"],
     "blobs": ["local"],
     "feeds": ["sql"],
@@ -58,6 +58,7 @@ SEAMS: dict[str, tuple[str, str]] = {
 SERVER_FIXTURES: dict[tuple[str, str], str] = {
     ("database", "postgres/one-server"): "postgres_one_server",
     ("database", "postgres/two-servers"): "postgres_two_servers",
+    ("database", "postgres/pgbouncer"): "postgres_behind_pgbouncer",
 }
 
 # kv backends whose store drops expired keys itself; their purge_expired() finds nothing to do.

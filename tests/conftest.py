@@ -16,7 +16,13 @@ from litestar.testing import TestClient
 from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
-from tests.servers import postgres_clusters, postgres_one_server, postgres_two_servers  # noqa: F401 (fixtures)
+from tests.servers import (  # noqa: F401 (fixtures)
+    pgbouncers,
+    postgres_behind_pgbouncer,
+    postgres_clusters,
+    postgres_one_server,
+    postgres_two_servers,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = ROOT.parent / "shared" / "testdata" / "images"

@@ -1,4 +1,4 @@
-"""Throwaway servers for the tests: real PostgreSQL clusters on free loopback ports.
+"""Throwaway servers for the tests: real PostgreSQL clusters (and pgbouncer) on free loopback ports.
 
 Each cluster is `initdb` + `pg_ctl` in its own temp dir (data, socket and log), trust auth on
 127.0.0.1 only, fsync off, stopped and deleted when the session ends. Two clusters make a real
@@ -13,6 +13,8 @@ Fixtures (made available to every test by tests/conftest.py):
 - `postgres_clusters`: two running clusters for the session.
 - `postgres_one_server` / `postgres_two_servers`: settings for `[database]` (see tests/backends.py)
   on fresh databases made for the test and dropped after it.
+- `pgbouncers` / `postgres_behind_pgbouncer`: the same two servers, each reached through its own
+  pgbouncer in transaction mode with two server connections (pgbouncer refuses root too).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -205,6 +208,69 @@ class PgCluster:
             self.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+PGBOUNCER_HINT = "install pgbouncer (Debian: apt-get install pgbouncer)"
+
+
+class PgBouncer:
+    """pgbouncer in transaction mode in front of one cluster: any database name, user postgres, no password.
+
+    Two server connections per database serve all the app's client connections, so a transaction
+    that left session state behind (a plain SET, a prepared statement) would leak into others."""
+
+    def __init__(self, cluster: PgCluster, root: Path, pool_size: int = 2):
+        self.cluster = cluster
+        self.dir = root / f"bouncer-{cluster.name}"
+        self.pool_size = pool_size
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("pgbouncer") or ("/usr/sbin/pgbouncer" if Path("/usr/sbin/pgbouncer").exists() else None)
+        if binary is None:
+            need("pgbouncer not found", PGBOUNCER_HINT)
+        self.dir.mkdir(mode=0o700)
+        (self.dir / "userlist.txt").write_text('"postgres" ""\n')
+        for _attempt in range(5):
+            self.port = free_port()
+            (self.dir / "pgbouncer.ini").write_text(
+                f"[databases]\n* = host=127.0.0.1 port={self.cluster.port}\n\n[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir = {self.dir}\n"
+                f"auth_type = trust\nauth_file = {self.dir}/userlist.txt\npool_mode = transaction\n"
+                f"default_pool_size = {self.pool_size}\nmax_client_conn = 500\n"
+                f"logfile = {self.dir}/pgbouncer.log\npidfile = {self.dir}/pgbouncer.pid\n"
+            )
+            for path in [self.dir, *self.dir.iterdir()]:
+                self.cluster._chown(path)
+            cmd = [binary, str(self.dir / "pgbouncer.ini")]
+            if PgCluster.owner() is not None:  # pgbouncer refuses to run as root
+                cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise RuntimeError(
+            f"pgbouncer did not start: {(self.dir / 'pgbouncer.log').read_text(errors='replace')[-2000:]}"
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+    def dsn(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} dbname={dbname} user=postgres"
+
+
 def cluster_root() -> tuple[Path, Path]:
     """(the PostgreSQL bin dir, a new temp dir the postgres user owns), or skip/fail saying what is missing."""
     bin_dir = postgres_bin_dir()
@@ -321,6 +387,39 @@ def postgres_one_server(postgres_clusters) -> Iterator[ServerSettings]:
 @pytest.fixture
 def postgres_two_servers(postgres_clusters) -> Iterator[ServerSettings]:
     yield from _server_settings(postgres_clusters[:2])
+
+
+@pytest.fixture(scope="session")
+def pgbouncers(postgres_clusters) -> Iterator[list[PgBouncer]]:
+    """One pgbouncer (transaction mode) in front of each session cluster."""
+    root = Path(tempfile.mkdtemp(prefix="pinhole-pgbouncer-", dir="/tmp" if PgCluster.owner() else None))
+    if PgCluster.owner() is not None:
+        os.chown(root, *PgCluster.owner())
+    bouncers = [PgBouncer(c, root) for c in postgres_clusters]
+    try:
+        for bouncer in bouncers:
+            bouncer.start()
+        yield bouncers
+    finally:
+        for bouncer in bouncers:
+            bouncer.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_behind_pgbouncer(postgres_clusters, pgbouncers) -> Iterator[ServerSettings]:
+    """Two servers, each reached through its pgbouncer: the databases are made on the clusters themselves."""
+    direct = _server_settings(postgres_clusters[:2])
+    settings = next(direct)
+
+    def through_bouncers(where: Path, section: dict[str, Any]) -> dict[str, Any]:
+        made = settings(where, section)
+        for server, bouncer in zip(made["servers"], pgbouncers, strict=True):
+            server["dsn"] = bouncer.dsn(dbname_of(server["dsn"]))
+        return made
+
+    yield through_bouncers
+    next(direct, None)  # drops the databases
 
 
 def postgres_schemas(cluster: PgCluster, dbname: str) -> set[str]:
