@@ -24,6 +24,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -259,7 +260,10 @@ class PgBouncer:
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            try:  # signal pgbouncer itself: runuser would wait 2 s before passing a SIGTERM on
+                os.kill(int((self.dir / "pgbouncer.pid").read_text().strip()), signal.SIGTERM)
+            except (OSError, ValueError):
+                self.proc.terminate()
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
