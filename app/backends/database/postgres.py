@@ -534,7 +534,7 @@ class PostgresDatabase(Database):
         """The version every logical shard has reached (0 while any shard has no tables)."""
         versions: list[int] = []
         for endpoint in self.primaries:
-            if self._present(endpoint, "schema_migrations") < set(endpoint.shards):
+            if not set(endpoint.shards) <= self._present(endpoint, "schema_migrations"):
                 return 0
             union = " UNION ALL ".join(
                 f"SELECT max(version) AS v FROM {schema_of(s)}.schema_migrations" for s in endpoint.shards
