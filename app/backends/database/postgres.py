@@ -152,7 +152,7 @@ class Endpoint:
         self._was_down = False
 
     def describe(self) -> str:
-        return f"{self.role} {self.label} (logical shards {format_shard_ranges(self.shards)})"
+        return f"{self.label} ({self.role} for logical shards {format_shard_ranges(self.shards)})"
 
     def unavailable(self, reason: str) -> DatabaseUnavailable:
         reason = mask_dsn(_first_line(reason))
