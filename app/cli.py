@@ -85,6 +85,18 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", parents=[common], help="restore an archive into an empty data dir")
     restore.add_argument("path", type=Path, help="archive made by `backup`")
     restore.set_defaults(run=cmd_restore)
+
+    seed = commands.add_parser(
+        "seed", parents=[common], help="fill a site with made-up accounts, follows, posts and feeds (demos, benchmarks)"
+    )
+    seed.add_argument("--users", type=int, required=True, metavar="N", help="accounts to make (seed1, seed2, ...)")
+    seed.add_argument("--posts", type=int, required=True, metavar="M", help="posts in all, by random authors")
+    seed.add_argument("--follows-per-user", type=int, required=True, metavar="K", help="accounts each one follows")
+    seed.add_argument("--celebrities", type=int, default=0, metavar="C", help="accounts with many followers")
+    seed.add_argument("--celebrity-followers", type=int, default=0, metavar="F", help="followers of each of those")
+    seed.add_argument("--random-seed", type=int, default=1, help="the same number makes the same data (default: 1)")
+    seed.add_argument("--force-add", action="store_true", help="add to a site that already has accounts")
+    seed.set_defaults(run=cmd_seed)
     return parser
 
 
@@ -351,5 +363,37 @@ def cmd_restore(args: argparse.Namespace) -> int:
     print(
         f"restored {args.path} into {ctx.config.data_dir}: database (schema v{summary.schema_version}, "
         f"integrity ok) and {summary.files} media files"
+    )
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from app.seed import SEED_PASSWORD, SeedOptions, check_site, seed
+
+    options = SeedOptions(
+        users=args.users,
+        posts=args.posts,
+        follows_per_user=args.follows_per_user,
+        celebrities=args.celebrities,
+        celebrity_followers=args.celebrity_followers,
+        force_add=args.force_add,
+        random_seed=args.random_seed,
+    )
+    problem = options.problem()
+    if problem:
+        raise ConfigError(problem)
+    ctx = _context(args, register_tasks=False)
+    progress, update = _progress()
+    try:
+        check_site(ctx, options)  # before the progress bar starts drawing
+        with progress:
+            summary = seed(ctx, options, update)
+    finally:
+        ctx.close()
+    print(
+        f"seeded {summary.users:,} accounts ({summary.first_username} to {summary.last_username}, password "
+        f"{SEED_PASSWORD!r}), {summary.follows:,} follows, {summary.posts:,} posts with {summary.photos:,} photos "
+        f"and {summary.feed_items:,} feed entries in {summary.seconds:.1f} s"
+        + (f"; {summary.celebrities} celebrity account(s)" if summary.celebrities else "")
     )
     return 0

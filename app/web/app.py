@@ -75,6 +75,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
         route_handlers=[
             accounts.router,
             ops.healthz,
+            ops.hello,
             ops.readyz,
             ops.prometheus,
             ops.favicon,

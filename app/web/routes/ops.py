@@ -1,4 +1,4 @@
-"""Operator endpoints: liveness, readiness per backend, Prometheus metrics, the favicon."""
+"""Operator endpoints: liveness, readiness per backend, Prometheus metrics, the favicon, a trivial hello page."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ STATIC = Path(__file__).resolve().parents[3] / "static"
 @get("/healthz", sync_to_thread=False)
 def healthz() -> Response:
     return Response("ok\n", media_type="text/plain")
+
+
+@get("/hello", sync_to_thread=False)
+def hello() -> Response:
+    """The cheapest page: what the stack costs with no app work, the baseline the feed benchmark compares to."""
+    return Response("Hello from Pinhole\n", media_type="text/plain")
 
 
 def _operator(request: Request, ctx: Context) -> bool:
