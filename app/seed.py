@@ -5,8 +5,8 @@ touch, on the same shards, with the counters and feeds those writes leave behind
 
 - Users are public, named `seed1`, `seed2`, ... (with --force-add, numbering continues after the highest one
   there), share one password (SEED_PASSWORD; its argon2 hash is computed once) and live on random shards.
-- Each user follows `follows_per_user` others at random; the first `celebrities` users also get
-  `celebrity_followers` followers each. Edges are written on both sides, all active.
+- Each user follows `follows_per_user` others at random (never one of the celebrities); the first `celebrities`
+  users (seed1, ...) get exactly `celebrity_followers` followers each. Edges are written on both sides, all active.
 - Posts go to random authors and are ready at once; one in eight has 2 or 3 photos. A few template photos go
   through the real pipeline (`process_photo`) once and are stored as the renditions of the first seeded posts;
   every other media row names those same blob keys. The media route checks a key against the post in its path,
@@ -89,12 +89,15 @@ class SeedOptions:
             return f"--users must be from 1 to 10000000 (got {self.users})"
         if not 0 <= self.posts <= 100_000_000:
             return f"--posts must be from 0 to 100000000 (got {self.posts})"
-        if not 0 <= self.follows_per_user < self.users:
+        if not 0 <= self.celebrities < self.users:
+            return f"--celebrities must be from 0 to --users minus 1 ({self.users - 1}); got {self.celebrities}"
+        others = self.users - 1 - self.celebrities  # random follows go to accounts that are not celebrities
+        if not 0 <= self.follows_per_user <= others:
+            celebrities = " and the celebrities" if self.celebrities else ""
             return (
-                f"--follows-per-user must be from 0 to --users minus 1 ({self.users - 1}); got {self.follows_per_user}"
+                f"--follows-per-user must be from 0 to {others} (the accounts but oneself{celebrities}); "
+                f"got {self.follows_per_user}"
             )
-        if not 0 <= self.celebrities <= self.users:
-            return f"--celebrities must be from 0 to --users ({self.users}); got {self.celebrities}"
         if not 0 <= self.celebrity_followers < self.users:
             return (
                 f"--celebrity-followers must be from 0 to --users minus 1 ({self.users - 1}); "
@@ -211,11 +214,14 @@ class _Plan:
         first = _next_seed_number(ctx) if options.force_add else 1
         self.names = [f"{PREFIX}{first + i}" for i in range(n)]
         self.shard = [rng.randrange(shards) for _ in range(n)]
-        # Follows: K distinct others each, plus the celebrities' followers.
+        # Follows: K distinct others each among the accounts that are not celebrities (users C.. n-1), so that
+        # each celebrity (users 0..C-1) has exactly its F sampled followers.
+        c_count = options.celebrities
         following: list[set[int]] = []
         for u in range(n):
-            picked = rng.sample(range(n - 1), options.follows_per_user)
-            following.append({t if t < u else t + 1 for t in picked})
+            own = 1 if u >= c_count else 0
+            picked = rng.sample(range(n - c_count - own), options.follows_per_user)
+            following.append({c_count + t + (1 if own and c_count + t >= u else 0) for t in picked})
         for c in range(options.celebrities):
             for f in rng.sample(range(n - 1), options.celebrity_followers):
                 following[f if f < c else f + 1].add(c)

@@ -59,7 +59,8 @@ def test_counts_and_counters_match_the_rows(seeded):
         assert user["following_count"] == sum(r["user_id"] == user_id for r in following)
         assert user["follower_count"] == sum(r["user_id"] == user_id for r in followers)
         assert user["following_count"] >= SMALL.follows_per_user
-    assert max(u["follower_count"] for u in users.values()) >= SMALL.celebrity_followers
+    celebrity = next(u for u in users.values() if u["username"] == "seed1")
+    assert celebrity["follower_count"] == SMALL.celebrity_followers, "exactly: random follows go to others"
     celebrities = {r["user_id"]: r["follower_count"] for r in rows(ctx, "SELECT * FROM celebrities")}
     assert celebrities == {i: u["follower_count"] for i, u in users.items() if u["follower_count"] >= THRESHOLD}
     assert len(celebrities) == summary.celebrities == 1
