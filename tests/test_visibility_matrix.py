@@ -14,7 +14,7 @@ import pytest
 from litestar.testing import TestClient
 
 from app.services import accounts, graph, sessions
-from app.services.posts import Place, PhotoUpload, create_post, get_post
+from app.services.posts import PhotoUpload, Place, create_post, get_post
 from app.web.app import create_app
 from tests.backends import make_config
 from tests.conftest import PASSWORD, TESTDATA, csrf_token
