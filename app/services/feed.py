@@ -10,6 +10,7 @@ out: their recent posts are merged in when a feed is read.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from app import ids
 from app.clock import now_ms
@@ -18,13 +19,99 @@ from app.services import graph
 from app.services.accounts import User, get_user
 from app.services.notifications import channel
 
+if TYPE_CHECKING:
+    from app.services.posts import Post
+
 log = logging.getLogger("pinhole.feed")
 
 # Posts a new follow brings into the follower's feed at once.
 BACKFILL_POSTS = 20
 CELEBRITIES_KEY = "feeds:celebrities"
+# A feed page reads this many ids more than it shows, so the ones it skips (deleted, muted, no longer visible)
+# rarely leave it short; a page still short reads again further down, at most FEED_ROUNDS times.
+FEED_OVERFETCH = 5
+FEED_ROUNDS = 4
+# Celebrities asked about in one query (bounds the IN list and the UNION ALL of per-author subqueries).
+CELEBRITY_BATCH = 100
 # A fan-out chain that made no progress for this long lost a task with its worker; the sweep resumes it.
 FANOUT_STALL_MS = 5 * 60 * 1000
+
+
+# --- Reading a feed ------------------------------------------------------------------------------------------------
+
+
+def home_feed(ctx: Context, viewer: User, before: int | None, limit: int) -> tuple[list[Post], int | None]:
+    """The viewer's home feed older than `before`, newest first: their FeedStore page merged with the recent posts of
+    the celebrities they follow, without muted authors or anything they may no longer see. Returns the posts and
+    the cursor of the next page (None at the end).
+
+    Queries: the viewer's shard (mutes, followed celebrities, the feed page), one per celebrity author shard, and
+    posts.get_posts' batch per post shard; never one per post."""
+    from app.services import posts  # here, not at the top: posts -> visibility -> graph -> feed is the import order
+
+    muted = graph.muted_ids(ctx, viewer.id)
+    celebrities = _followed_celebrities(ctx, viewer, muted)
+    shown: list[Post] = []
+    cursor, want = before, limit + FEED_OVERFETCH
+    for _ in range(FEED_ROUNDS):
+        candidates = _merged_ids(ctx, viewer.id, celebrities, cursor, want)
+        shown.extend(p for p in posts.get_posts(ctx, candidates, viewer) if p.author.id not in muted)
+        exhausted = len(candidates) < want
+        if len(shown) > limit or (len(shown) == limit and not exhausted):
+            return shown[:limit], shown[limit - 1].id
+        if exhausted:
+            return shown, None
+        cursor, want = candidates[-1], want * 2
+    # Mostly skipped ids so far: show what was found and go on from where the reading stopped.
+    return shown, cursor
+
+
+def _merged_ids(ctx: Context, viewer_id: int, celebrities: list[int], before: int | None, n: int) -> list[int]:
+    """The newest `n` ids older than `before` across the stored feed and the celebrities' posts. Each source gives
+    its own newest `n`, so the first `n` of the merge are exactly right."""
+    merged = set(ctx.backends.feeds.page(viewer_id, before, n))
+    if celebrities:
+        merged.update(_celebrity_post_ids(ctx, celebrities, before, n))
+    return sorted(merged, reverse=True)[:n]
+
+
+def _followed_celebrities(ctx: Context, viewer: User, muted: set[int]) -> list[int]:
+    """The celebrities the viewer actively follows (and has not muted): one query on the viewer's shard, none at
+    all on a site without celebrities."""
+    candidates = sorted(celebrity_ids(ctx) - muted - {viewer.id})
+    followed: list[int] = []
+    for start in range(0, len(candidates), CELEBRITY_BATCH):
+        batch = candidates[start : start + CELEBRITY_BATCH]
+        with ctx.db.read(viewer.shard) as conn:
+            rows = conn.all(
+                "SELECT target_id FROM following WHERE user_id = ? AND state = 'active'"
+                f" AND target_id IN ({', '.join('?' * len(batch))})",
+                [viewer.id, *batch],
+            )
+        followed.extend(r["target_id"] for r in rows)
+    return followed
+
+
+def _celebrity_post_ids(ctx: Context, author_ids: list[int], before: int | None, n: int) -> list[int]:
+    """The newest `n` ready posts older than `before` by these authors: one query per author shard. Each author's
+    part is its own indexed LIMIT subquery, so a celebrity's long history is never scanned or sorted."""
+    by_shard: dict[int, list[int]] = {}
+    for author_id in author_ids:
+        by_shard.setdefault(ids.shard_of(author_id), []).append(author_id)
+    cursor = before if before is not None else ids.MAX_ID
+    found: list[int] = []
+    for shard, authors in by_shard.items():
+        for start in range(0, len(authors), CELEBRITY_BATCH):
+            batch = authors[start : start + CELEBRITY_BATCH]
+            sql = " UNION ALL ".join(
+                f"SELECT id FROM (SELECT id FROM posts WHERE author_id = ? AND status = 'ready' AND id < ?"
+                f" ORDER BY id DESC LIMIT ?) AS a{i}"
+                for i in range(len(batch))
+            )
+            with ctx.db.read(shard) as conn:
+                rows = conn.all(f"{sql} ORDER BY id DESC LIMIT ?", [v for a in batch for v in (a, cursor, n)] + [n])
+            found.extend(r["id"] for r in rows)
+    return found
 
 
 # --- Fan-out on write ----------------------------------------------------------------------------------------------
