@@ -25,6 +25,7 @@ from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, live, media, ops, pages, social
 from app.web.routes import discover as discover_routes
+from app.web.routes import feed as feed_routes
 from app.web.routes import notifications as notification_routes
 from app.web.routes import posts as post_routes
 from app.web.routes import tags as tag_routes
@@ -82,7 +83,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             media.media,
             post_routes.router,
             tag_routes.router,
-            pages.home,
+            feed_routes.router,
             social.router,
             notification_routes.router,
             live.router,

@@ -1,4 +1,4 @@
-"""The home page and public profiles."""
+"""Public profiles. (The home page is in app/web/routes/feed.py.)"""
 
 from __future__ import annotations
 
@@ -14,13 +14,6 @@ from app.web.routes.posts import grid_srcset
 from app.web.routes.social import account_for, done_message
 
 GRID_PAGE = 30  # posts on one page of a profile's grid
-
-
-@get("/", sync_to_thread=True)
-def home(ctx: CtxDep, viewer: ViewerDep) -> Template:
-    if viewer is None:
-        return page("home/welcome.html", mode=ctx.config.accounts.registration)
-    return page("home/home.html", user=viewer)
 
 
 @get("/{handle:str}", sync_to_thread=True)

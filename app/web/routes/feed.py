@@ -1,0 +1,114 @@
+"""The home page: the welcome page for visitors, the home feed for a signed-in viewer.
+
+GET /                 the newest FEED_PAGE posts of the viewer's feed, as cards
+GET /?before=<id>     older ones: a whole page, or (an htmx request from the scroll sentinel) just the next cards
+                      and the next sentinel
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from litestar import Request, Response, Router, get
+from litestar.params import FromQuery
+from litestar.response import Template
+from markupsafe import Markup
+
+from app import ids
+from app.errors import UserError
+from app.services import feed, interactions
+from app.services.posts import Media
+from app.services.tags import render_caption
+from app.web.deps import CtxDep, ViewerDep, page
+from app.web.routes.posts import _srcset as photo_srcset
+
+FEED_PAGE = 10
+BAD_CURSOR = "That link to older posts is broken (?before= must be a post id). Start again from the top of your feed."
+UNITS = (("day", 86_400), ("hour", 3_600), ("minute", 60))
+CAPTION_PREVIEW = 140  # characters of a caption shown on a card; the post page has the rest
+# Feed pages are the most rendered pages: what a card derives from a caption or a photo alone is kept, per process,
+# up to this many entries each (a pure function of its key, so nothing ever needs invalidating).
+MEMO_SIZE = 4096
+_captions: dict[str, tuple[Markup, bool]] = {}
+_srcsets: dict[tuple[int, str], str] = {}
+
+
+def time_ago(created_ms: int, now_ms: int) -> str:
+    """Like "5 minutes ago" within a week, then the date, as photo apps show it."""
+    seconds = max(0, (now_ms - created_ms) // 1000)
+    if seconds < 60:
+        return "just now"
+    if seconds < 7 * 86_400:
+        count, unit = next((seconds // size, unit) for unit, size in UNITS if seconds >= size)
+        return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    moment = datetime.fromtimestamp(created_ms / 1000, tz=UTC)
+    same_year = moment.year == datetime.fromtimestamp(now_ms / 1000, tz=UTC).year
+    return f"{moment:%B} {moment.day}" + ("" if same_year else f", {moment.year}")
+
+
+def card_caption(text: str) -> tuple[Markup, bool]:
+    """The caption as a card shows it: cut at a word past CAPTION_PREVIEW (before linking, so no link is cut in
+    half), #tags and @mentions linked; and whether it was cut."""
+    found = _captions.get(text)
+    if found is None:
+        cut = len(text) > CAPTION_PREVIEW
+        short = text[: CAPTION_PREVIEW - 1].rsplit(" ", 1)[0].rstrip() + "…" if cut else text
+        found = (render_caption(short), cut)
+        if len(_captions) >= MEMO_SIZE:
+            _captions.clear()
+        _captions[text] = found
+    return found
+
+
+def card_srcset(media: Media, fmt: str) -> str:
+    """A photo's srcset: its renditions never change once it is ready."""
+    key = (media.id, fmt)
+    found = _srcsets.get(key)
+    if found is None:
+        if len(_srcsets) >= MEMO_SIZE:
+            _srcsets.clear()
+        found = _srcsets[key] = photo_srcset(media, fmt)
+    return found
+
+
+def iso_time(created_ms: int) -> str:
+    return datetime.fromtimestamp(created_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+def _cursor(before: str) -> int | None:
+    if not before:
+        return None
+    cursor = ids.parse(before[:32])
+    if cursor is None:
+        raise UserError(BAD_CURSOR)
+    return cursor
+
+
+@get("/", sync_to_thread=True)
+def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str] = "") -> Template | Response:
+    fragment = bool(before) and "hx-request" in request.headers and "hx-history-restore-request" not in request.headers
+    if viewer is None:
+        if fragment:  # signed out in another tab while scrolling: take the whole window to the login page
+            return Response("", headers={"HX-Redirect": "/login?next=/"})
+        return page("home/welcome.html", mode=ctx.config.accounts.registration)
+    cursor = _cursor(before)
+    cards, next_before = feed.home_feed(ctx, viewer, cursor, FEED_PAGE)
+    context = {
+        "user": viewer,
+        "posts": cards,
+        "liked_ids": interactions.liked_post_ids(ctx, viewer, [p.id for p in cards]),  # the cards' hearts
+        "before": cursor,
+        "next_before": next_before,
+        "now_ms": int(time.time() * 1000),
+        "time_ago": time_ago,
+        "iso_time": iso_time,
+        "srcset": card_srcset,
+        "card_caption": card_caption,
+    }
+    template = page("home/_feed_page.html" if fragment else "home/home.html", **context)
+    template.headers["Vary"] = "HX-Request"  # the same address answers a page or a fragment
+    return template
+
+
+router = Router(path="/", route_handlers=[home])
