@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -275,18 +276,57 @@ class PgBouncer:
         return f"host=127.0.0.1 port={self.port} dbname={dbname} user=postgres"
 
 
+# Run beside the tests: once the test process is gone (killed, so no fixture teardown ran), stop every server
+# left under the root (postmaster: SIGQUIT, an immediate shutdown; pgbouncer: SIGTERM) and delete it. It exits
+# by itself when a normal teardown has deleted the root.
+_WATCHDOG = r"""
+import glob, os, shutil, signal, sys, time
+parent, root = int(sys.argv[1]), sys.argv[2]
+while os.path.isdir(root):
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    time.sleep(1)
+else:
+    sys.exit(0)
+pidfiles = glob.glob(os.path.join(root, "*", "data", "postmaster.pid"))
+for pidfile in pidfiles + glob.glob(os.path.join(root, "*", "pgbouncer.pid")):
+    try:
+        with open(pidfile) as f:
+            pid = int(f.readline())
+        os.kill(pid, signal.SIGQUIT if pidfile.endswith("postmaster.pid") else signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+time.sleep(3)
+shutil.rmtree(root, ignore_errors=True)
+"""
+
+
+def temp_root(prefix: str) -> Path:
+    """A temp dir the server user owns, whose servers are stopped even if the test process is killed."""
+    ids = PgCluster.owner()
+    # As root, in /tmp: a TMPDIR under /root would be out of the postgres user's reach.
+    base = "/tmp" if ids is not None and os.path.isdir("/tmp") else None
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    if ids is not None:
+        os.chown(root, *ids)
+    subprocess.Popen(
+        [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(root)],
+        start_new_session=True,  # not in the test run's process group: it outlives a kill of the run
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return root
+
+
 def cluster_root() -> tuple[Path, Path]:
     """(the PostgreSQL bin dir, a new temp dir the postgres user owns), or skip/fail saying what is missing."""
     bin_dir = postgres_bin_dir()
     if bin_dir is None:
         need("PostgreSQL server binaries (initdb, pg_ctl) not found", PG_HINT)
-    ids = PgCluster.owner()
-    # As root, in /tmp: a TMPDIR under /root would be out of the postgres user's reach.
-    base = "/tmp" if ids is not None and os.path.isdir("/tmp") else None
-    root = Path(tempfile.mkdtemp(prefix="pinhole-pg-", dir=base))
-    if ids is not None:
-        os.chown(root, *ids)
-    return bin_dir, root
+    return bin_dir, temp_root("pinhole-pg-")
 
 
 def start_clusters(count: int, setup: Callable[[PgCluster], None] | None = None) -> tuple[list[PgCluster], Path]:
@@ -396,9 +436,7 @@ def postgres_two_servers(postgres_clusters) -> Iterator[ServerSettings]:
 @pytest.fixture(scope="session")
 def pgbouncers(postgres_clusters) -> Iterator[list[PgBouncer]]:
     """One pgbouncer (transaction mode) in front of each session cluster."""
-    root = Path(tempfile.mkdtemp(prefix="pinhole-pgbouncer-", dir="/tmp" if PgCluster.owner() else None))
-    if PgCluster.owner() is not None:
-        os.chown(root, *PgCluster.owner())
+    root = temp_root("pinhole-pgbouncer-")
     bouncers = [PgBouncer(c, root) for c in postgres_clusters]
     try:
         for bouncer in bouncers:
