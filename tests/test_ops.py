@@ -167,3 +167,21 @@ def test_metrics_and_backend_details_are_for_operator_addresses_only(make_site):
     _, operator = make_site(server={"ops_clients": ["testclient"]})
     assert operator.get("/metrics").status_code == 200
     assert "sqlite" in operator.get("/readyz").json()["backends"]["db"]["detail"]
+
+
+def test_a_database_server_down_answers_503_with_a_message(client, ctx, monkeypatch):
+    """What lives on an unreachable shard fails with a page that says so (and JSON for the API), never a 500."""
+    from app.backends.database.base import DatabaseUnavailable
+
+    sign_up(client, "ana")
+
+    def down(shard):
+        raise DatabaseUnavailable("db2.internal:5432/pinhole (primary for logical shards 128-255)")
+
+    monkeypatch.setattr(ctx.db, "read", down)
+    page = client.get("/@ana")
+    assert page.status_code == 503
+    assert "reach part of its storage right now" in page.text
+    answer = client.get("/@ana", headers={"accept": "application/json"})
+    assert answer.status_code == 503 and "error" in answer.json()
+    assert "db2.internal" not in page.text  # where the data lives is for the operator's log

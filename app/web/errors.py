@@ -13,6 +13,7 @@ from litestar.exceptions import (
 )
 from litestar.response import Redirect, Template
 
+from app.backends.database.base import DatabaseUnavailable
 from app.errors import UserError
 from app.web.deps import LoginRequired, provide_viewer, wants_json
 
@@ -66,6 +67,12 @@ def login_required(request: Request, exc: LoginRequired) -> Response:
     return _answer(request, 401, MESSAGES[401])
 
 
+def database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+    """A database server is down: only what lives on its shards fails, with a message, never a 500."""
+    log.warning("database unavailable: %s", exc, extra={"path": request.url.path})
+    return _answer(request, 503, MESSAGES[503])
+
+
 def server_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
@@ -75,6 +82,7 @@ def server_error(request: Request, exc: Exception) -> Response:
 HANDLERS = {
     UserError: user_error,
     LoginRequired: login_required,
+    DatabaseUnavailable: database_unavailable,
     HTTPException: http_error,
     Exception: server_error,
 }
