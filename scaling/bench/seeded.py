@@ -157,7 +157,9 @@ def wrk(base_url: str, path: str, cookies: list[str], *, connections: int, secon
     out = result.stdout
     if "Non-2xx or 3xx responses" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk saw errors on {path}:\n{out}")
-    latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)$", out, re.MULTILINE))
+    latency = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)\s*$", out, re.MULTILINE))
+    if len(latency) != 3:
+        raise RuntimeError(f"no latency distribution in wrk's output:\n{out}")
     return Wrk(
         requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         p50_ms=_ms(latency["50"]),
