@@ -117,16 +117,11 @@ def get_user(ctx: Context, user_id: int) -> User | None:
 
 
 def get_users(ctx: Context, user_ids: Iterable[int]) -> dict[int, User]:
-    """Many users by id: one query per shard they live on, never one per user."""
-    by_shard: dict[int, list[int]] = {}
-    for user_id in set(user_ids):
-        by_shard.setdefault(ids.shard_of(user_id), []).append(user_id)
+    """Many users by id: one query per place they live on (Database.by_place), never one per user."""
     found: dict[int, User] = {}
-    for shard, shard_ids in by_shard.items():
-        if shard >= ctx.db.logical_shards:
-            continue
+    for shard, place_ids in ctx.db.by_place(user_ids, ids.shard_of):
         with ctx.db.read(shard) as conn:
-            rows = conn.all(f"SELECT * FROM users WHERE id IN ({', '.join('?' * len(shard_ids))})", shard_ids)
+            rows = conn.all(f"SELECT * FROM users WHERE id IN ({', '.join('?' * len(place_ids))})", place_ids)
         found.update((row["id"], _user(row)) for row in rows)
     return found
 

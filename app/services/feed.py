@@ -93,14 +93,12 @@ def _followed_celebrities(ctx: Context, viewer: User, muted: set[int]) -> list[i
 
 
 def _celebrity_post_ids(ctx: Context, author_ids: list[int], before: int | None, n: int) -> list[int]:
-    """The newest `n` ready posts older than `before` by these authors: one query per author shard. Each author's
-    part is its own indexed LIMIT subquery, so a celebrity's long history is never scanned or sorted."""
-    by_shard: dict[int, list[int]] = {}
-    for author_id in author_ids:
-        by_shard.setdefault(ids.shard_of(author_id), []).append(author_id)
+    """The newest `n` ready posts older than `before` by these authors: one query per place their shards live on.
+    Each author's part is its own indexed LIMIT subquery, so a celebrity's long history is never scanned or
+    sorted."""
     cursor = before if before is not None else ids.MAX_ID
     found: list[int] = []
-    for shard, authors in by_shard.items():
+    for shard, authors in ctx.db.by_place(author_ids, ids.shard_of):
         for start in range(0, len(authors), CELEBRITY_BATCH):
             batch = authors[start : start + CELEBRITY_BATCH]
             sql = " UNION ALL ".join(

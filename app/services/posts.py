@@ -301,20 +301,17 @@ def list_author_posts(ctx: Context, author: User, viewer: User | None, before: i
 
 def get_posts(ctx: Context, post_ids: list[int], viewer: User | None) -> list[Post]:
     """The ready posts among `post_ids` that `viewer` may see, in the order given; missing ones are skipped (a
-    feed or directory may still name a deleted post). Two queries per shard the posts live on, then the authors'
-    rows by shard and the viewer's relations in one batch: never a query per post."""
-    by_shard: dict[int, list[int]] = {}
-    for post_id in dict.fromkeys(post_ids):
-        if ids.shard_of(post_id) < ctx.db.logical_shards:
-            by_shard.setdefault(ids.shard_of(post_id), []).append(post_id)
+    feed or directory may still name a deleted post). Two queries per place the posts live on (one place on
+    rung 0, whatever the shards), then the authors' rows by place and the viewer's relations in one batch: never a
+    query per post."""
     rows: dict[int, dict] = {}
     media: dict[int, list[dict]] = {}
-    for shard, shard_ids in by_shard.items():
-        marks = ", ".join("?" * len(shard_ids))
+    for shard, place_ids in ctx.db.by_place(post_ids, ids.shard_of):
+        marks = ", ".join("?" * len(place_ids))
         with ctx.db.read(shard) as conn:
-            for row in conn.all(f"SELECT * FROM posts WHERE id IN ({marks}) AND status = 'ready'", shard_ids):
+            for row in conn.all(f"SELECT * FROM posts WHERE id IN ({marks}) AND status = 'ready'", place_ids):
                 rows[row["id"]] = row
-            for m in conn.all(f"SELECT * FROM post_media WHERE post_id IN ({marks}) ORDER BY position", shard_ids):
+            for m in conn.all(f"SELECT * FROM post_media WHERE post_id IN ({marks}) ORDER BY position", place_ids):
                 media.setdefault(m["post_id"], []).append(m)
     authors = get_users(ctx, {row["author_id"] for row in rows.values()})
     visible = visible_authors(ctx, viewer, authors.values())

@@ -100,13 +100,11 @@ def check_text(ctx: Context, text: str, field: str = "caption") -> tuple[list[st
 
 
 def users_named(ctx: Context, names: Iterable[str]) -> dict[str, User]:
-    """The accounts with these (lowercase) usernames: one query per directory shard, then the users by shard."""
-    by_shard: dict[int, list[str]] = {}
-    for name in dict.fromkeys(names):
-        if len(name) <= MAX_USERNAME:
-            by_shard.setdefault(ctx.db.shard_for_key(name), []).append(name)
+    """The accounts with these (lowercase) usernames: one query per place of their directory shards, then the users
+    by place."""
     user_ids: dict[str, int] = {}
-    for shard, shard_names in by_shard.items():
+    wanted = (name for name in names if len(name) <= MAX_USERNAME)
+    for shard, shard_names in ctx.db.by_place(wanted, ctx.db.shard_for_key):
         with ctx.db.read(shard) as conn:
             rows = conn.all(
                 f"SELECT username, user_id FROM usernames WHERE username IN ({', '.join('?' * len(shard_names))})",

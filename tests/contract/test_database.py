@@ -176,6 +176,33 @@ def test_shard_groups_cover_every_logical_shard_exactly_once(db):
     assert found == {f"on-{s}" for s in range(SHARDS)}
 
 
+def test_groups_for_batches_shards_one_connection_reaches(db):
+    db.migrate()
+    for shard in range(SHARDS):
+        with db.write(shard) as conn:
+            _add_username(conn, f"on-{shard}", shard)
+    asked = [5, 1, 3, 1, 6]
+    groups = db.groups_for(asked)
+    assert sorted(s for g in groups for s in g) == [1, 3, 5, 6], "each shard asked for, in exactly one group"
+    assert all(g == sorted(g) for g in groups) and groups == sorted(groups)
+    for group in groups:  # one connection on the group's first shard sees every shard of the group
+        with db.read(group[0]) as conn:
+            found = {r["username"] for r in conn.all("SELECT username FROM usernames")}
+        assert {f"on-{s}" for s in group} <= found
+    everything = db.groups_for(range(SHARDS))
+    assert len(everything) == len(list(db.shard_groups())), "as many places as shard_groups names"
+    assert db.groups_for([]) == []
+    with pytest.raises(ValueError):
+        db.groups_for([SHARDS])
+
+    # by_place: keys batched by those groups, each once and in the order given; keys of no shard left out.
+    batches = db.by_place([51, 12, 51, 53, 64, -10, SHARDS * 10 + 1], lambda key: key // 10)
+    assert sorted(k for _, keys in batches for k in keys) == [12, 51, 53, 64]
+    assert [shard for shard, _ in batches] == [g[0] for g in db.groups_for([1, 5, 6])]
+    for _shard, keys in batches:
+        assert keys == [k for k in (51, 12, 53, 64) if k in keys]
+
+
 @pytest.mark.parametrize("database_name", SNAPSHOTTING)
 def test_snapshot_is_consistent_while_another_thread_writes(db, tmp_path):
     db.migrate()

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from app.errors import UserError
+
+K = TypeVar("K", bound=Hashable)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -92,6 +94,25 @@ class Database(ABC):
     @abstractmethod
     def shard_groups(self) -> Iterator[tuple[AbstractContextManager[Connection], list[int]]]:
         """For queries over every shard: (read connection, the logical shards it holds) per place."""
+
+    def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
+        """These logical shards grouped by place: one connection, `read(group[0])`, reaches every shard of a group
+        with plain SQL, so a page asks one query per place instead of one per logical shard. Each shard is in
+        exactly one group; groups and their shards in ascending order. This default puts every shard on its own
+        (always correct); a backend whose shards share a place says so."""
+        return [[shard] for shard in sorted({self.check_shard(s) for s in shards})]
+
+    def by_place(self, keys: Iterable[K], shard_of: Callable[[K], int]) -> list[tuple[int, list[K]]]:
+        """Keys (ids, directory keys) batched by place: (the shard to open the place with, its keys), each key
+        once, in the order given within a batch. Keys of no shard of this database (a forged id) are left out."""
+        shard_by_key = {key: shard_of(key) for key in dict.fromkeys(keys)}
+        shard_by_key = {key: shard for key, shard in shard_by_key.items() if 0 <= shard < self.logical_shards}
+        groups = self.groups_for(set(shard_by_key.values()))
+        place = {shard: i for i, group in enumerate(groups) for shard in group}
+        batches: list[tuple[int, list[K]]] = [(group[0], []) for group in groups]
+        for key, shard in shard_by_key.items():
+            batches[place[shard]][1].append(key)
+        return batches
 
     @abstractmethod
     def migrate(self) -> list[str]:

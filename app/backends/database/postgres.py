@@ -23,7 +23,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -429,6 +429,11 @@ class PostgresDatabase(Database):
         # One group per logical shard: callers run plain SQL, and each shard is its own schema.
         for shard in range(self.logical_shards):
             yield self.read(shard), [shard]
+
+    def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
+        # Each logical shard is its own schema, chosen by the connection's search_path: one group per shard, even
+        # for shards on the same server (plain SQL names no schema).
+        return [[shard] for shard in sorted({self.check_shard(s) for s in shards})]
 
     # --- migrations ------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,11 @@ class SqliteDatabase(Database):
 
     def shard_groups(self) -> Iterator[tuple[AbstractContextManager[Connection], list[int]]]:
         yield self.read(0), list(range(self.logical_shards))
+
+    def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
+        # Every logical shard is in the one file: one connection reaches them all.
+        wanted = sorted({self.check_shard(s) for s in shards})
+        return [wanted] if wanted else []
 
     def migrate(self) -> list[str]:
         applied: list[str] = []
