@@ -45,6 +45,9 @@ class ServerConfig:
     ops_clients: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     migrate_on_start: bool = True
     max_body_mb: int = 220
+    # Development: re-read a template whose file changed (a stat of every template on every render). Off, templates
+    # are read once per process; a deploy restarts it.
+    reload_templates: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ out: their recent posts are merged in when a feed is read.
 from __future__ import annotations
 
 import logging
+import time
+import weakref
 from typing import TYPE_CHECKING
 
 from app import ids
@@ -35,6 +37,14 @@ FEED_ROUNDS = 4
 CELEBRITY_BATCH = 100
 # A fan-out chain that made no progress for this long lost a task with its worker; the sweep resumes it.
 FANOUT_STALL_MS = 5 * 60 * 1000
+# Every feed page reads the celebrity list: each process keeps it in memory this long on top of the cache seam.
+# A follow or unfollow that moves an account across [feeds] celebrity_threshold updates the table and deletes the
+# cached list at once, and drops this process's copy; other processes (Granian workers, app nodes, queue workers)
+# see the change within CELEBRITIES_MEMO_SECONDS. Meanwhile a reader may miss the newest posts of an account that
+# just became a celebrity (no longer fanned out, not yet merged), or merge in one that just stopped being one
+# (harmless: ids are deduplicated).
+CELEBRITIES_MEMO_SECONDS = 5.0
+_celebrities_memo: weakref.WeakKeyDictionary[Context, tuple[float, frozenset[int]]] = weakref.WeakKeyDictionary()
 
 
 # --- Reading a feed ------------------------------------------------------------------------------------------------
@@ -230,14 +240,24 @@ def note_follower_count(ctx: Context, user_id: int, follower_count: int) -> None
             conn.run("DELETE FROM celebrities WHERE user_id = ?", (user_id,))
     if celebrity != listed:
         ctx.backends.cache.invalidate(CELEBRITIES_KEY)
+        _celebrities_memo.pop(ctx, None)
 
 
-def celebrity_ids(ctx: Context) -> set[int]:
+def celebrity_ids(ctx: Context) -> frozenset[int]:
+    """The accounts at or above [feeds] celebrity_threshold: from this process's memory (at most
+    CELEBRITIES_MEMO_SECONDS old), else the cache seam, else shard 0."""
+    now = time.monotonic()
+    memo = _celebrities_memo.get(ctx)
+    if memo is not None and memo[0] > now:
+        return memo[1]
+
     def load() -> list[int]:
         with ctx.db.read(0) as conn:
             return [r["user_id"] for r in conn.all("SELECT user_id FROM celebrities")]
 
-    return set(ctx.backends.cache.get_or_fill(CELEBRITIES_KEY, load, ttl=60))
+    found = frozenset(ctx.backends.cache.get_or_fill(CELEBRITIES_KEY, load, ttl=60))
+    _celebrities_memo[ctx] = (now + CELEBRITIES_MEMO_SECONDS, found)
+    return found
 
 
 def is_celebrity(ctx: Context, user_id: int) -> bool:

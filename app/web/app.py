@@ -46,7 +46,9 @@ def avatar_url(user) -> str:
     return f"/media/{user.avatar_key}" if user and user.avatar_key else static_url("avatar.svg")
 
 
-def _templates(engine: JinjaTemplateEngine) -> None:
+def _templates(engine: JinjaTemplateEngine, reload: bool = False) -> None:
+    # Jinja checks every template's file for changes on each render unless told not to: only worth it while editing.
+    engine.engine.auto_reload = reload
     engine.engine.globals.update(static_url=static_url, avatar_url=avatar_url)
     engine.engine.globals["unread_notifications"] = notification_routes.unread_badge
     engine.engine.filters["caption"] = render_caption  # captions and comments: #tags and @mentions linked
@@ -96,7 +98,9 @@ def create_app(ctx: Context | None = None) -> Litestar:
             "viewer": Provide(provide_viewer, sync_to_thread=True),
         },
         template_config=TemplateConfig(
-            directory=ROOT / "templates", engine=JinjaTemplateEngine, engine_callback=_templates
+            directory=ROOT / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=lambda engine: _templates(engine, config.server.reload_templates),
         ),
         csrf_config=CSRFConfig(
             secret=ctx.secret_key,
