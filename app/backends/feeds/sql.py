@@ -1,9 +1,9 @@
 """Rung 0: feeds as rows of `feed_items` on each user's shard, through the Database seam.
 
 Fan-out writes one post into the feeds of a chunk of followers spread over many shards. Shards that share a place
-(one group of `Database.shard_groups()`: every shard of the rung-0 SQLite file; a single shard's schema on
-Postgres) are written in one transaction on that place, so a chunk costs one commit per place rather than one per
-logical shard. Each row still lives on its user's shard; nothing spans two places.
+(`Database.groups_for`: every shard of the rung-0 SQLite file; a single shard's schema on Postgres) are written in
+one transaction on that place, so a chunk costs one commit per place rather than one per logical shard. Each row
+still lives on its user's shard; nothing spans two places.
 
 Trimming a feed to max_items means finding its max_items-th newest entry: a walk of up to max_items index entries
 (about 100 µs for a full feed of 800 here), ten times the cost of the insert itself. So add() trims each feed on
@@ -14,7 +14,6 @@ shows: a page from the top never returns more than max_items entries, and those 
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from app import ids
@@ -38,23 +37,14 @@ class SqlFeedStore(FeedStore):
     def __init__(self, db: Database, max_items: int):
         self.db = db
         self.max_items = max_items
-        self._place: list[int] | None = None  # logical shard -> the first shard of its place
 
-    def _by_place(self, user_ids: Iterable[int]) -> dict[int, list[int]]:
-        """Users grouped by the place their shard lives in, keyed by a shard of that place to open it with."""
-        if self._place is None:
-            place = list(range(self.db.logical_shards))
-            for _reader, shards in self.db.shard_groups():  # the readers are never entered: no connection opened
-                for shard in shards:
-                    place[shard] = shards[0]
-            self._place = place
-        groups: dict[int, list[int]] = defaultdict(list)
-        for user_id in sorted(set(user_ids)):  # in key order: neighbouring index pages, fewer page reads
-            groups[self._place[ids.shard_of(user_id)]].append(user_id)
-        return groups
+    def _by_place(self, user_ids: Iterable[int]) -> list[tuple[int, list[int]]]:
+        """Users batched by the place their shard lives in (Database.by_place), in key order within a batch:
+        neighbouring index pages, fewer page reads."""
+        return self.db.by_place(sorted(set(user_ids)), ids.shard_of)
 
     def add(self, post_id: int, user_ids: Iterable[int]) -> None:
-        for shard, users in self._by_place(user_ids).items():
+        for shard, users in self._by_place(user_ids):
             due = [u for u in users if _trim_due(u, post_id)]
             with self.db.write(shard) as conn:
                 conn.run_many(
@@ -71,7 +61,7 @@ class SqlFeedStore(FeedStore):
                 conn.run_many("DELETE FROM feed_items WHERE user_id = ? AND post_id = ?", rows)
 
     def remove_post(self, post_id: int, user_ids: Iterable[int]) -> None:
-        for shard, users in self._by_place(user_ids).items():
+        for shard, users in self._by_place(user_ids):
             with self.db.write(shard) as conn:
                 conn.run_many("DELETE FROM feed_items WHERE user_id = ? AND post_id = ?", [(u, post_id) for u in users])
 
