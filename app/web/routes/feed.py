@@ -20,6 +20,7 @@ from app.errors import UserError
 from app.services import feed, interactions
 from app.services.posts import Media
 from app.services.tags import render_caption
+from app.web.cards import CardRenderer
 from app.web.deps import CtxDep, ViewerDep, page
 from app.web.routes.posts import _srcset as photo_srcset
 
@@ -85,6 +86,16 @@ def _cursor(before: str) -> int | None:
     return cursor
 
 
+def _cards(request: Request, ctx) -> CardRenderer:
+    """This app's card renderer (made on the first feed page: it reads the card templates' text once)."""
+    renderer = request.app.state.get("card_renderer")
+    if renderer is None:
+        env = request.app.template_engine.engine
+        helpers = {"srcset": card_srcset, "card_caption": card_caption, "iso_time": iso_time}
+        renderer = request.app.state["card_renderer"] = CardRenderer(ctx, env, helpers)
+    return renderer
+
+
 @get("/", sync_to_thread=True)
 def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str] = "") -> Template | Response:
     fragment = bool(before) and "hx-request" in request.headers and "hx-history-restore-request" not in request.headers
@@ -98,13 +109,11 @@ def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str
         "user": viewer,
         "posts": cards,
         "liked_ids": interactions.liked_post_ids(ctx, viewer, [p.id for p in cards]),  # the cards' hearts
+        "card_parts": _cards(request, ctx).parts(cards, cards[0].id if cards and cursor is None else None),
         "before": cursor,
         "next_before": next_before,
         "now_ms": int(time.time() * 1000),
         "time_ago": time_ago,
-        "iso_time": iso_time,
-        "srcset": card_srcset,
-        "card_caption": card_caption,
     }
     template = page("home/_feed_page.html" if fragment else "home/home.html", **context)
     template.headers["Vary"] = "HX-Request"  # the same address answers a page or a fragment
