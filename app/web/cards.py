@@ -73,7 +73,8 @@ class CardRenderer:
         """Each post's card parts: from this process's memory, else one read of the cache seam for the rest of the
         page, else rendered and stored in both. A cache outage only means rendering."""
         keys = {post.id: self.key(post, post.id == first_id) for post in posts}
-        out = {post_id: self._memo[key] for post_id, key in keys.items() if key in self._memo}
+        memo = self._memo  # another thread may clear it meanwhile: one lookup per key
+        out = {post_id: found for post_id, key in keys.items() if (found := memo.get(key)) is not None}
         missing = [post for post in posts if post.id not in out]
         if not missing:
             return out
