@@ -191,13 +191,14 @@ def test_a_new_person_on_a_phone(phone: Page, open_context):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").tap()
     expect(page).to_have_url(re.compile(r"/$"))
-    expect(page.get_by_role("heading", name="Hello, Ana Lens")).to_be_visible()
+    expect(page.get_by_role("heading", name="Welcome, Ana Lens")).to_be_visible()
     expect(main_nav(page).get_by_role("link", name="Your profile")).to_be_visible()
     fits_the_phone(page)
     shoot(page, "phone-home")
 
-    # Change the password, from Settings.
-    main_nav(page).get_by_role("link", name="Settings").tap()
+    # Change the password, from Settings (reached from your profile).
+    main_nav(page).get_by_role("link", name="Your profile").tap()
+    page.get_by_role("link", name="Edit profile").tap()
     page.get_by_role("navigation", name="Settings").get_by_role("link", name="Password").tap()
     expect(page).to_have_url(re.compile(r"/settings/password$"))
     page.get_by_label("Current password").fill(PASSWORD)
@@ -210,13 +211,13 @@ def test_a_new_person_on_a_phone(phone: Page, open_context):
 
     # Still signed in here; the new password is the one that works now.
     page.goto("/")
-    expect(page.get_by_role("heading", name="Hello, Ana Lens")).to_be_visible()
+    expect(page.get_by_role("heading", name="Welcome, Ana Lens")).to_be_visible()
     page.get_by_role("button", name="Log out").tap()
     expect(main_nav(page).get_by_role("link", name="Log in")).to_be_visible()
     log_in(page, "ana.lens", PASSWORD)
     expect(page.get_by_role("alert")).to_contain_text("don't match")
     log_in(page, "ana.lens", NEW_PASSWORD)
-    expect(page.get_by_role("heading", name="Hello, Ana Lens")).to_be_visible()
+    expect(page.get_by_role("heading", name="Welcome, Ana Lens")).to_be_visible()
 
 
 def test_missing_pages_are_friendly(phone: Page):
@@ -256,7 +257,7 @@ def test_sign_up_and_log_in_without_javascript(open_context):
     page.get_by_role("button", name="Log out").click()
     expect(main_nav(page).get_by_role("link", name="Log in")).to_be_visible()
     log_in(page, "no.script", PASSWORD)
-    expect(page.get_by_role("heading", name="Hello, No Script")).to_be_visible()
+    expect(page.get_by_role("heading", name="Welcome, No Script")).to_be_visible()
 
 
 def test_sign_up_with_the_keyboard_alone(open_context):
