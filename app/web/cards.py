@@ -33,7 +33,7 @@ log = logging.getLogger("pinhole.cards")
 CARD_TEMPLATE = "posts/_card.html"
 # Templates whose text goes into every key (the card and what it imports). Bump CARD_FORMAT when the Python that
 # feeds the card (srcsets, captions) changes what it outputs: the cache seam outlives a restart.
-CARD_TEMPLATES = (CARD_TEMPLATE, "posts/_icons.html")
+CARD_TEMPLATES = (CARD_TEMPLATE, "posts/_photos.html", "posts/_icons.html")
 CARD_FORMAT = 1
 CARD_TTL = 24 * 3600
 # Each process also keeps this many cards in memory in front of the cache seam (a read there costs about as much as
