@@ -99,10 +99,15 @@ def another_browser(client: TestClient) -> TestClient:
     return TestClient(client.app, base_url=str(client.base_url))
 
 
-def all_users(ctx: Context) -> list[dict]:
-    """Every user row on the site, across all shards (to prove nothing was created or changed)."""
-    rows: list[dict] = []
+def all_rows(ctx: Context, table: str, where: str = "", params: tuple = ()) -> list[dict]:
+    """Every row of `table` (filtered and ordered by `where`) on every shard of the site."""
+    found: list[dict] = []
     for reader, _shards in ctx.db.shard_groups():
         with reader as conn:
-            rows.extend(dict(row) for row in conn.all("SELECT * FROM users ORDER BY id"))
-    return rows
+            found.extend(dict(row) for row in conn.all(f"SELECT * FROM {table} {where}", params))
+    return found
+
+
+def all_users(ctx: Context) -> list[dict]:
+    """Every user row on the site, across all shards (to prove nothing was created or changed)."""
+    return all_rows(ctx, "users", "ORDER BY id")

@@ -14,7 +14,7 @@ from app import ids
 from app.errors import Conflict, Forbidden, NotFound, UserError
 from app.services import accounts, graph, interactions
 from app.services.posts import NOT_FOUND, PhotoUpload, Place, create_post, delete_post, get_post
-from tests.conftest import PASSWORD, TESTDATA, another_browser, csrf_token, post_form, sign_up
+from tests.conftest import PASSWORD, TESTDATA, all_rows, another_browser, csrf_token, post_form, sign_up
 
 HOPPER = (TESTDATA / "good" / "hopper.jpg").read_bytes()
 FLOWER = (TESTDATA / "good" / "flower.jpg").read_bytes()
@@ -29,27 +29,19 @@ def ready_post(ctx, author, caption="", photos=None, **fields):
     return post
 
 
-def rows(ctx, table: str, where: str = "", params: tuple = ()) -> list[dict]:
-    found: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            found.extend(dict(r) for r in conn.all(f"SELECT * FROM {table} {where}", params))
-    return found
-
-
 def post_row(ctx, post_id: int) -> dict:
     with ctx.db.read(ids.shard_of(post_id)) as conn:
         return dict(conn.one("SELECT * FROM posts WHERE id = ?", (post_id,)))
 
 
 def notes(ctx, user, kind: str) -> list[dict]:
-    return rows(ctx, "notifications", "WHERE user_id = ? AND kind = ?", (user.id, kind))
+    return all_rows(ctx, "notifications", "WHERE user_id = ? AND kind = ?", (user.id, kind))
 
 
 def snapshot(ctx) -> dict:
     """Everything a refused action must leave as it was."""
     tables = ("posts", "post_media", "likes", "liked", "comments", "notifications", "tag_posts")
-    return {table: rows(ctx, table) for table in tables}
+    return {table: all_rows(ctx, table) for table in tables}
 
 
 def make_private(ctx, user):
@@ -114,7 +106,7 @@ def test_unlike_takes_the_like_and_its_notification_back(ctx, ana, bob):
     post = ready_post(ctx, ana)
     interactions.like(ctx, bob, post.id)
     assert interactions.unlike(ctx, bob, post.id).like_count == 0
-    assert rows(ctx, "likes") == [] and rows(ctx, "liked") == [] and notes(ctx, ana, "like") == []
+    assert all_rows(ctx, "likes") == [] and all_rows(ctx, "liked") == [] and notes(ctx, ana, "like") == []
     assert interactions.unlike(ctx, bob, post.id).like_count == 0  # nothing to undo: fine, nothing changes
     assert interactions.like(ctx, bob, post.id).like_count == 1  # and again
     assert len(notes(ctx, ana, "like")) == 1
@@ -141,7 +133,12 @@ def test_the_count_stays_exact_under_concurrent_likes(ctx, ana):
             thread.join()
         assert errors == []
         expected = len(people) if action is interactions.like else 0
-        assert post_row(ctx, post.id)["like_count"] == expected == len(rows(ctx, "likes")) == len(rows(ctx, "liked"))
+        assert (
+            post_row(ctx, post.id)["like_count"]
+            == expected
+            == len(all_rows(ctx, "likes"))
+            == len(all_rows(ctx, "liked"))
+        )
 
 
 def test_the_same_person_liking_at_once_from_two_tabs_counts_once(ctx, ana, bob):
@@ -170,7 +167,7 @@ def test_a_post_still_processing_cannot_be_liked_yet(ctx, ana):
     post = create_post(ctx, ana, [PhotoUpload(HOPPER)])
     with pytest.raises(UserError, match="still being prepared"):
         interactions.like(ctx, ana, post.id)
-    assert rows(ctx, "likes") == []
+    assert all_rows(ctx, "likes") == []
 
 
 # --- Who may ----------------------------------------------------------------------------------------------------------
@@ -221,7 +218,7 @@ def test_a_deleted_post_cannot_be_liked_or_commented(ctx, ana, bob):
             action(ctx, bob, post.id)
     with pytest.raises(NotFound):
         interactions.add_comment(ctx, bob, post.id, "hello?")
-    assert rows(ctx, "comments") == [] and rows(ctx, "likes") == []
+    assert all_rows(ctx, "comments") == [] and all_rows(ctx, "likes") == []
 
 
 def test_a_deleted_posts_likes_leave_the_likers_lists(ctx, ana, bob, carol):
@@ -232,9 +229,9 @@ def test_a_deleted_posts_likes_leave_the_likers_lists(ctx, ana, bob, carol):
     interactions.like(ctx, bob, kept.id)
     delete_post(ctx, ana, post.id)
     ctx.backends.queue.run_pending()  # post_deleted
-    assert [(r["user_id"], r["post_id"]) for r in rows(ctx, "liked")] == [(bob.id, kept.id)]
+    assert [(r["user_id"], r["post_id"]) for r in all_rows(ctx, "liked")] == [(bob.id, kept.id)]
     interactions.forget_likes(ctx, post.id, [bob.id, carol.id])  # a rerun is harmless
-    assert len(rows(ctx, "liked")) == 1
+    assert len(all_rows(ctx, "liked")) == 1
 
 
 # --- Comments ---------------------------------------------------------------------------------------------------------
@@ -311,7 +308,7 @@ def test_people_delete_their_own_comments_and_any_on_their_posts(ctx, ana, bob, 
     interactions.delete_comment(ctx, bob, by_bob.id)  # one's own
     assert notes(ctx, carol, "mention") == [] and [n["actor_id"] for n in notes(ctx, ana, "comment")] == [carol.id]
     interactions.delete_comment(ctx, ana, by_carol.id)  # any on one's own post
-    assert rows(ctx, "comments") == [] and notes(ctx, ana, "comment") == []
+    assert all_rows(ctx, "comments") == [] and notes(ctx, ana, "comment") == []
     assert post_row(ctx, post.id)["comment_count"] == 0
     for missing in (by_bob.id, 999, "abc", by_carol.id):
         with pytest.raises(NotFound):
@@ -324,7 +321,7 @@ def test_a_comment_named_under_another_post_is_not_found(ctx, ana, bob):
     comment = interactions.add_comment(ctx, bob, first.id, "hi")
     with pytest.raises(NotFound):
         interactions.delete_comment(ctx, bob, comment.id, post_id=second.id)
-    assert len(rows(ctx, "comments")) == 1
+    assert len(all_rows(ctx, "comments")) == 1
 
 
 def test_comments_are_oldest_first_paged_by_id_and_hide_blocked_people(ctx, ana, bob, carol):
@@ -353,7 +350,7 @@ def test_the_author_edits_caption_alt_text_and_place(ctx, ana, bob, carol):
         place=Place("Lisbon", 38.7139, -9.1598),
     )
     assert len(notes(ctx, bob, "mention")) == 1 and len(notes(ctx, dave, "mention")) == 1
-    assert [r["post_id"] for r in rows(ctx, "place_posts")] == [post.id]
+    assert [r["post_id"] for r in all_rows(ctx, "place_posts")] == [post.id]
     first, second = post.media
 
     edited = interactions.edit_post(
@@ -367,16 +364,16 @@ def test_the_author_edits_caption_alt_text_and_place(ctx, ana, bob, carol):
     assert edited.caption == "#New caption for @bob and @carol"
     assert [m.alt_text for m in edited.media] == ["a", "A flower"]
     assert edited.place == Place("Paris", 48.8584, 2.2945)
-    assert [(r["tag"], r["post_id"]) for r in rows(ctx, "tag_posts")] == [("new", post.id)]
-    assert {r["tag"]: r["post_count"] for r in rows(ctx, "tags")} == {"old": 0, "new": 1}
+    assert [(r["tag"], r["post_id"]) for r in all_rows(ctx, "tag_posts")] == [("new", post.id)]
+    assert {r["tag"]: r["post_count"] for r in all_rows(ctx, "tags")} == {"old": 0, "new": 1}
     assert len(notes(ctx, bob, "mention")) == 1  # mentioned before: not told again
     assert len(notes(ctx, carol, "mention")) == 1  # newly mentioned
     assert notes(ctx, dave, "mention") == []  # no longer mentioned
-    assert [(r["post_id"], r["lat"], r["lon"]) for r in rows(ctx, "place_posts")] == [(post.id, 48.8584, 2.2945)]
+    assert [(r["post_id"], r["lat"], r["lon"]) for r in all_rows(ctx, "place_posts")] == [(post.id, 48.8584, 2.2945)]
 
     cleared = interactions.edit_post(ctx, ana, post.id, "", {}, None)
-    assert cleared.caption == "" and cleared.place is None and rows(ctx, "place_posts") == []
-    assert rows(ctx, "tag_posts") == [] and rows(ctx, "post_tags") == []
+    assert cleared.caption == "" and cleared.place is None and all_rows(ctx, "place_posts") == []
+    assert all_rows(ctx, "tag_posts") == [] and all_rows(ctx, "post_tags") == []
 
 
 @pytest.mark.parametrize(
@@ -415,9 +412,9 @@ def test_only_the_author_edits(ctx, ana, bob):
 def test_editing_a_post_while_it_is_processing_is_indexed_when_ready(ctx, ana, bob):
     post = create_post(ctx, ana, [PhotoUpload(HOPPER)], caption="#before")
     interactions.edit_post(ctx, ana, post.id, "#after @bob", {}, None)
-    assert rows(ctx, "tag_posts") == [] and notes(ctx, bob, "mention") == []
+    assert all_rows(ctx, "tag_posts") == [] and notes(ctx, bob, "mention") == []
     ctx.backends.queue.run_pending()
-    assert [r["tag"] for r in rows(ctx, "tag_posts")] == ["after"]
+    assert [r["tag"] for r in all_rows(ctx, "tag_posts")] == ["after"]
     assert len(notes(ctx, bob, "mention")) == 1
 
 
@@ -494,7 +491,7 @@ def test_without_the_csrf_token_nothing_is_liked_or_commented(ctx, two):
     _ana, bob, post = two
     assert bob.post(f"/p/{post.id}/like", headers={"hx-request": "true"}).status_code == 403
     assert bob.post(f"/p/{post.id}/comments", data={"body": "x"}).status_code == 403
-    assert rows(ctx, "likes") == [] and rows(ctx, "comments") == []
+    assert all_rows(ctx, "likes") == [] and all_rows(ctx, "comments") == []
 
 
 def test_private_posts_answer_strangers_like_missing_ones(ctx, client):
@@ -526,7 +523,7 @@ def test_a_blocked_person_cannot_like_or_comment_over_http(ctx, two):
     graph.block(ctx, accounts.find_user(ctx, "ana"), accounts.find_user(ctx, "bob"))
     for path in (f"/p/{post.id}/like", f"/p/{post.id}/comments"):
         assert post_form(bob, path, {"body": "hi"}, token_from="/upload").status_code == 404
-    assert rows(ctx, "likes") == [] and rows(ctx, "comments") == []
+    assert all_rows(ctx, "likes") == [] and all_rows(ctx, "comments") == []
 
 
 def test_comment_with_htmx_appends_it_and_the_new_count(ctx, two):
@@ -539,7 +536,7 @@ def test_comment_with_htmx_appends_it_and_the_new_count(ctx, two):
         headers=htmx_headers(bob, f"/p/{post.id}"),
     )
     assert added.status_code == 200 and "<html" not in added.text
-    comment_id = rows(ctx, "comments")[0]["id"]
+    comment_id = all_rows(ctx, "comments")[0]["id"]
     assert f'<li class="comment" id="c{comment_id}">' in added.text
     assert "So &lt;b&gt;good&lt;/b&gt; " in added.text and '<a class="mention" href="/@ana">@ana</a>' in added.text
     assert '<span class="count" id="comment-count" hx-swap-oob="true">1</span>' in added.text
@@ -549,7 +546,7 @@ def test_comment_with_htmx_appends_it_and_the_new_count(ctx, two):
 def test_comment_without_javascript_posts_and_shows_it(ctx, two):
     ana, bob, post = two
     response = post_form(bob, f"/p/{post.id}/comments", {"body": "Nice <script>x()</script>"}, token_from="/upload")
-    comment_id = rows(ctx, "comments")[0]["id"]
+    comment_id = all_rows(ctx, "comments")[0]["id"]
     assert response.status_code == 303 and response.headers["location"] == f"/p/{post.id}#c{comment_id}"
     for browser in (ana, bob):
         page = browser.get(f"/p/{post.id}")
@@ -576,7 +573,7 @@ def test_a_refused_comment_shows_the_page_again_with_the_message(ctx, two, body,
     fragment = bob.post(f"/p/{post.id}/comments", data={"body": body}, headers=htmx_headers(bob, "/upload"))
     assert fragment.status_code == status and message in fragment.text.replace("'", "&#39;")
     assert fragment.headers["content-type"].startswith("text/plain")
-    assert rows(ctx, "comments") == []
+    assert all_rows(ctx, "comments") == []
 
 
 def test_comments_off_and_on_over_http(ctx, two):
@@ -589,7 +586,7 @@ def test_comments_off_and_on_over_http(ctx, two):
     assert "Comments are turned off for this post." in page.text and 'name="body"' not in page.text
     refused = post_form(bob, f"/p/{post.id}/comments", {"body": "let me"}, token_from="/upload")
     assert refused.status_code == 403 and "Comments are turned off for this post." in refused.text
-    assert rows(ctx, "comments") == []
+    assert all_rows(ctx, "comments") == []
     assert "Turn comments on" in ana.get(f"/p/{post.id}").text
     post_form(ana, f"/p/{post.id}/comments/on", {}, token_from="/upload")
     assert 'name="body"' in bob.get(f"/p/{post.id}").text
@@ -601,20 +598,20 @@ def test_deleting_comments_over_http(ctx, two, client):
     sign_up(carol, "carol")
     interactions.add_comment(ctx, accounts.find_user(ctx, "bob"), post.id, "by bob")
     interactions.add_comment(ctx, accounts.find_user(ctx, "carol"), post.id, "by carol")
-    by_bob, by_carol = (r["id"] for r in sorted(rows(ctx, "comments"), key=lambda r: r["id"]))
+    by_bob, by_carol = (r["id"] for r in sorted(all_rows(ctx, "comments"), key=lambda r: r["id"]))
     assert "Delete comment by bob" not in carol.get(f"/p/{post.id}").text
 
     refused = post_form(carol, f"/p/{post.id}/comments/{by_bob}/delete", {}, token_from="/upload")
-    assert refused.status_code == 403 and len(rows(ctx, "comments")) == 2
+    assert refused.status_code == 403 and len(all_rows(ctx, "comments")) == 2
     other_post = ready_post(ctx, accounts.find_user(ctx, "ana"))
     wrong = post_form(bob, f"/p/{other_post.id}/comments/{by_bob}/delete", {}, token_from="/upload")
-    assert wrong.status_code == 404 and len(rows(ctx, "comments")) == 2
+    assert wrong.status_code == 404 and len(all_rows(ctx, "comments")) == 2
 
     gone = bob.post(f"/p/{post.id}/comments/{by_bob}/delete", headers=htmx_headers(bob, "/upload"))
     assert gone.status_code == 200 and '<span class="count" id="comment-count" hx-swap-oob="true">1</span>' in gone.text
     response = post_form(ana, f"/p/{post.id}/comments/{by_carol}/delete", {}, token_from="/upload")
     assert response.status_code == 303 and response.headers["location"] == f"/p/{post.id}#comments"
-    assert rows(ctx, "comments") == []
+    assert all_rows(ctx, "comments") == []
     again = bob.post(f"/p/{post.id}/comments/{by_bob}/delete", headers=htmx_headers(bob, "/upload"))
     assert again.status_code == 404 and again.text == interactions.NO_COMMENT
     assert post_form(bob, f"/p/{post.id}/comments/abc/delete", {}, token_from="/upload").status_code == 404

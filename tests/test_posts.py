@@ -19,7 +19,7 @@ from app.errors import Forbidden, NotFound, UserError
 from app.media.images import ImageRejected
 from app.services import accounts, posts
 from app.services.posts import MAX_ATTEMPTS, NOT_FOUND, PhotoUpload, Place, create_post, delete_post, get_post
-from tests.conftest import PASSWORD, TESTDATA
+from tests.conftest import PASSWORD, TESTDATA, all_rows
 
 GOOD = TESTDATA / "good"
 ORIENTATION = TESTDATA / "orientation"
@@ -37,15 +37,6 @@ def blob_keys(ctx, prefix: str = "") -> list[str]:
 
 def blobs_of(ctx, prefix: str = "") -> dict[str, bytes]:
     return {key: ctx.backends.blobs.get(key) for key in blob_keys(ctx, prefix)}
-
-
-def rows(ctx, table: str) -> list[dict]:
-    """Every row of `table` on every shard."""
-    found: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            found.extend(dict(row) for row in conn.all(f"SELECT * FROM {table} ORDER BY id"))
-    return found
 
 
 def post_row(ctx, post_id: int) -> dict:
@@ -66,7 +57,7 @@ def rendition(ctx, media: posts.Media, size: str = "1080", fmt: str = "webp") ->
 
 
 def assert_nothing_stored(ctx) -> None:
-    assert rows(ctx, "posts") == [] and rows(ctx, "post_media") == []
+    assert all_rows(ctx, "posts", "ORDER BY id") == [] and all_rows(ctx, "post_media", "ORDER BY id") == []
     assert blob_keys(ctx) == []
     assert ctx.backends.queue.pending() == 0
 
@@ -463,12 +454,12 @@ def test_delete_removes_the_rows_then_exactly_that_posts_blobs(make_site):
     kept = ready_post(ctx, author, [photo("hopper.png")])
     assert len(blob_keys(ctx, "uploads/")) == 3  # keep_original keeps them
     others = {k: v for k, v in blobs_of(ctx).items() if not k.startswith(f"posts/{doomed.id}/")}
-    doomed_uploads = [r["upload_key"] for r in rows(ctx, "post_media") if r["post_id"] == doomed.id]
+    doomed_uploads = [r["upload_key"] for r in all_rows(ctx, "post_media", "ORDER BY id") if r["post_id"] == doomed.id]
     del others[doomed_uploads[0]], others[doomed_uploads[1]]
 
     delete_post(ctx, author, doomed.id)
-    assert [r["id"] for r in rows(ctx, "posts")] == [kept.id]
-    assert {r["post_id"] for r in rows(ctx, "post_media")} == {kept.id}
+    assert [r["id"] for r in all_rows(ctx, "posts", "ORDER BY id")] == [kept.id]
+    assert {r["post_id"] for r in all_rows(ctx, "post_media", "ORDER BY id")} == {kept.id}
     with pytest.raises(NotFound):
         get_post(ctx, doomed.id, author)
     assert ctx.backends.queue.pending() == 2
@@ -515,7 +506,12 @@ def test_a_post_deleted_while_its_task_runs_leaves_nothing(ctx, ana, monkeypatch
 def test_another_user_cannot_delete(ctx, ana, bob):
     public = ready_post(ctx, ana, [photo("flower.jpg")])
     processing = create_post(ctx, ana, [photo("hopper.jpg")])
-    before = (rows(ctx, "posts"), rows(ctx, "post_media"), blobs_of(ctx), ctx.backends.queue.pending())
+    before = (
+        all_rows(ctx, "posts", "ORDER BY id"),
+        all_rows(ctx, "post_media", "ORDER BY id"),
+        blobs_of(ctx),
+        ctx.backends.queue.pending(),
+    )
     with pytest.raises(Forbidden):
         delete_post(ctx, bob, public.id)
     with pytest.raises(NotFound) as hidden:
@@ -524,7 +520,12 @@ def test_another_user_cannot_delete(ctx, ana, bob):
     ana = accounts.update_profile(ctx, ana, "", "", is_private=True)
     with pytest.raises(NotFound):
         delete_post(ctx, bob, public.id)
-    assert (rows(ctx, "posts"), rows(ctx, "post_media"), blobs_of(ctx), ctx.backends.queue.pending()) == before
+    assert (
+        all_rows(ctx, "posts", "ORDER BY id"),
+        all_rows(ctx, "post_media", "ORDER BY id"),
+        blobs_of(ctx),
+        ctx.backends.queue.pending(),
+    ) == before
 
 
 # --- who sees what ----------------------------------------------------------------------------------------------------

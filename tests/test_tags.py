@@ -13,7 +13,7 @@ from app import ids
 from app.errors import UserError
 from app.services import accounts, graph, interactions, notifications, tags
 from app.services.posts import PhotoUpload, create_post, delete_post, get_post
-from tests.conftest import PASSWORD, TESTDATA, another_browser, sign_up
+from tests.conftest import PASSWORD, TESTDATA, all_rows, another_browser, sign_up
 
 HOPPER = (TESTDATA / "good" / "hopper.jpg").read_bytes()
 
@@ -26,21 +26,13 @@ def ready_post(ctx, author, caption="", **fields):
     return post
 
 
-def rows(ctx, table: str, where: str = "", params: tuple = ()) -> list[dict]:
-    found: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            found.extend(dict(r) for r in conn.all(f"SELECT * FROM {table} {where}", params))
-    return found
-
-
 def tag_count(ctx, tag: str) -> int | None:
     with ctx.db.read(ctx.db.shard_for_key(tag)) as conn:
         return conn.value("SELECT post_count FROM tags WHERE tag = ?", (tag,))
 
 
 def mentions_of(ctx, user) -> list[dict]:
-    return rows(ctx, "notifications", "WHERE user_id = ? AND kind = 'mention'", (user.id,))
+    return all_rows(ctx, "notifications", "WHERE user_id = ? AND kind = 'mention'", (user.id,))
 
 
 @pytest.fixture
@@ -109,7 +101,7 @@ def test_a_500_character_tag_is_refused_and_nothing_is_stored(ctx, ana):
         create_post(ctx, ana, [PhotoUpload(HOPPER)], caption=f"look {long_tag}")
     assert refused.value.message == "The tag #aaaaaaaaaaaaaaaaaaaa… is 500 characters; tags are limited to 100."
     assert refused.value.field == "caption"
-    assert rows(ctx, "posts") == [] and list(ctx.backends.blobs.keys()) == []
+    assert all_rows(ctx, "posts") == [] and list(ctx.backends.blobs.keys()) == []
     # 100 is fine.
     ready_post(ctx, ana, "#" + "b" * 100)
 
@@ -118,10 +110,10 @@ def test_a_mention_of_a_missing_account_is_refused_and_nothing_is_stored(ctx, an
     with pytest.raises(UserError) as refused:
         create_post(ctx, ana, [PhotoUpload(HOPPER)], caption="with @bob and @Nobody_here")
     assert refused.value.message == "There's no account called @nobody_here."
-    assert rows(ctx, "posts") == [] and list(ctx.backends.blobs.keys()) == []
+    assert all_rows(ctx, "posts") == [] and list(ctx.backends.blobs.keys()) == []
     with pytest.raises(UserError, match="There's no account called @"):
         create_post(ctx, ana, [PhotoUpload(HOPPER)], caption="@" + "x" * 40)
-    assert rows(ctx, "posts") == []
+    assert all_rows(ctx, "posts") == []
 
 
 def test_too_many_tags_or_mentions_are_refused(ctx, ana):
@@ -180,7 +172,7 @@ def test_render_caption_keeps_a_too_long_tag_as_text():
 
 def test_a_post_is_indexed_when_ready_and_the_task_can_run_again(ctx, ana, bob):
     post = create_post(ctx, ana, [PhotoUpload(HOPPER)], caption="#Sea #sky hi @bob")
-    assert rows(ctx, "tag_posts") == []  # not while processing
+    assert all_rows(ctx, "tag_posts") == []  # not while processing
     ctx.backends.queue.run_pending()
     with ctx.db.read(ids.shard_of(post.id)) as conn:
         assert {r["tag"] for r in conn.all("SELECT tag FROM post_tags WHERE post_id = ?", (post.id,))} == {
@@ -197,7 +189,7 @@ def test_a_post_is_indexed_when_ready_and_the_task_can_run_again(ctx, ana, bob):
 
     tags.index_post(ctx, post.id)  # a rerun of the task
     tags.index_post(ctx, post.id)
-    assert tag_count(ctx, "sea") == 1 and len(rows(ctx, "tag_posts")) == 2 and len(rows(ctx, "post_tags")) == 2
+    assert tag_count(ctx, "sea") == 1 and len(all_rows(ctx, "tag_posts")) == 2 and len(all_rows(ctx, "post_tags")) == 2
     assert len(mentions_of(ctx, bob)) == 1
 
 
@@ -208,7 +200,7 @@ def test_deleting_a_post_takes_it_out_of_its_tags(ctx, ana):
     delete_post(ctx, ana, first.id)
     ctx.backends.queue.run_pending()
     assert tag_count(ctx, "sea") == 1
-    assert [r["post_id"] for r in rows(ctx, "tag_posts")] != [first.id] and len(rows(ctx, "tag_posts")) == 1
+    assert [r["post_id"] for r in all_rows(ctx, "tag_posts")] != [first.id] and len(all_rows(ctx, "tag_posts")) == 1
     tags.unindex_post(ctx, first.id, ["sea"])  # a rerun changes nothing
     assert tag_count(ctx, "sea") == 1
 
@@ -367,5 +359,5 @@ def test_a_comment_mentioning_someone_tells_them_once(ctx, ana, bob, carol):
     post = ready_post(ctx, ana, "hello")
     comment = interactions.add_comment(ctx, carol, post.id, "look @bob #notindexed")
     assert [(n["actor_id"], n["comment_id"]) for n in mentions_of(ctx, bob)] == [(carol.id, comment.id)]
-    assert rows(ctx, "tag_posts") == []  # tags in comments are links, not directory entries
+    assert all_rows(ctx, "tag_posts") == []  # tags in comments are links, not directory entries
     assert notifications.unread_count(ctx, bob.id) == 1

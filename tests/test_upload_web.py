@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import TESTDATA, csrf_token, log_in, post_form, sign_up
+from tests.conftest import TESTDATA, all_rows, csrf_token, log_in, post_form, sign_up
 
 GOOD = TESTDATA / "good"
 FLOWER = (GOOD / "flower.jpg").read_bytes()
@@ -28,14 +28,6 @@ def upload(client, photos, fields=None, *, token=True, headers=None):
         data["_csrf_token"] = csrf_token(client, "/upload")
     files = [("photos", (name, body, "application/octet-stream")) for name, body in photos]
     return client.post("/upload", data=data, files=files or None, headers=headers or {}, follow_redirects=False)
-
-
-def all_rows(ctx, table: str) -> list[dict]:
-    rows: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows.extend(dict(row) for row in conn.all(f"SELECT * FROM {table}"))
-    return rows
 
 
 def assert_nothing_stored(ctx) -> None:
