@@ -228,6 +228,8 @@ def remove_author(ctx: Context, user_id: int, author_id: int) -> None:
 def note_follower_count(ctx: Context, user_id: int, follower_count: int) -> None:
     """Keep the celebrity list true as an account's follower count crosses [feeds] celebrity_threshold."""
     celebrity = follower_count >= ctx.config.feeds.celebrity_threshold
+    if not celebrity and user_id not in celebrity_ids(ctx):
+        return  # the common case: no write on shard 0 for every follow of an ordinary account
     with ctx.db.write(0) as conn:
         listed = conn.value("SELECT 1 FROM celebrities WHERE user_id = ?", (user_id,)) is not None
         if celebrity:
