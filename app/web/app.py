@@ -20,7 +20,7 @@ from app.context import Context, build_context
 from app.logs import setup_logging
 from app.media.images import harden_vips
 from app.services.tags import render_caption
-from app.web import errors
+from app.web import errors, icons
 from app.web.deps import provide_ctx, provide_viewer
 from app.web.observe import observe_requests
 from app.web.routes import accounts, live, media, ops, pages, social
@@ -51,6 +51,7 @@ def _templates(engine: JinjaTemplateEngine, reload: bool = False) -> None:
     engine.engine.auto_reload = reload
     engine.engine.globals.update(static_url=static_url, avatar_url=avatar_url)
     engine.engine.globals["unread_notifications"] = notification_routes.unread_badge
+    icons.install(engine.engine)
     engine.engine.filters["caption"] = render_caption  # captions and comments: #tags and @mentions linked
 
 

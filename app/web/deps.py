@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
@@ -60,7 +60,8 @@ def wants_json(request: Request) -> bool:
 def page(template: str, status: int = 200, **context: Any) -> Template:
     context.setdefault("error", None)
     context.setdefault("form", {})
-    return Template(template_name=template, context=context, status_code=status)
+    # The type is given, not guessed from the name: Litestar's guess costs a path parse and a lookup a page.
+    return Template(template_name=template, context=context, status_code=status, media_type=MediaType.HTML)
 
 
 def safe_next(target: str | None) -> str:

@@ -103,12 +103,19 @@ def all_user_ids(ctx) -> list[int]:
 
 
 def session_cookies(ctx, user_ids: list[int]) -> list[str]:
-    """A signed-in session per user, as the login page would start it: `Cookie` header values."""
+    """A signed-in session per user, as the login page would start it, and the CSRF cookie that a browser has from
+    its first page (without it, every answer would make and set a new one): `Cookie` header values."""
+    from litestar.middleware.csrf import generate_csrf_token
+
     from app.services import sessions
     from app.services.accounts import get_users
 
     users = get_users(ctx, user_ids)
-    return [f"{sessions.COOKIE}={sessions.start_session(ctx, users[i])}" for i in user_ids]
+    return [
+        f"{sessions.COOKIE}={sessions.start_session(ctx, users[i])}; "
+        f"pinhole_csrf={generate_csrf_token(ctx.secret_key)}"
+        for i in user_ids
+    ]
 
 
 @dataclass(frozen=True)

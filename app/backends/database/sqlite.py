@@ -31,6 +31,10 @@ def _dict_rows(cursor: apsw.Cursor, row: tuple) -> Row:
     return dict(zip((d[0] for d in cursor.get_description()), row, strict=True))
 
 
+def _as_tuple(cursor: apsw.Cursor, row: tuple) -> tuple:
+    return row
+
+
 def open_sqlite(path: Path, busy_timeout_ms: int) -> apsw.Connection:
     """A WAL connection with rows as dicts; shared by the other SQLite-backed stores."""
     conn = apsw.Connection(str(path))
@@ -48,7 +52,16 @@ class SqliteConnection(Connection):
         self.raw = conn
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return list(self.raw.execute(sql, tuple(params)))
+        # Rows come back as tuples and are named here, once per query: the connection's per-row tracer
+        # (_dict_rows) would fetch the column names again for every row.
+        cursor = self.raw.cursor()
+        cursor.row_trace = _as_tuple
+        cursor.execute(sql, tuple(params))
+        try:
+            names = [d[0] for d in cursor.get_description()]
+        except apsw.ExecutionCompleteError:  # no rows: the statement has already finished
+            return []
+        return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
         self.raw.execute(sql, tuple(params)).fetchall()
