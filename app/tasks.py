@@ -31,11 +31,19 @@ def register_tasks(ctx: Context) -> None:
         places.index_ready_post(ctx, post_id)
         hashtags.index_post(ctx, post_id)
 
-    def post_deleted(post_id: int, author_id: int, liker_ids: list[int], tags: list[str], place: list | None) -> None:
+    def post_deleted(
+        post_id: int,
+        author_id: int,
+        liker_ids: list[int],
+        tags: list[str],
+        place: list | None,
+        mentioned: list[str] = (),  # absent from tasks queued before mentions were withdrawn here
+    ) -> None:
         """Remove a deleted post's rows on other shards; until this runs, readers skip its id."""
         feed.forget_post(ctx, post_id, author_id)
         interactions.forget_likes(ctx, post_id, liker_ids)
         hashtags.unindex_post(ctx, post_id, tags)
+        hashtags.withdraw_post_mentions(ctx, post_id, mentioned)
         if place:
             places.unindex_post(ctx, post_id, place[0], place[1])
 

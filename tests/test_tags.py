@@ -361,3 +361,15 @@ def test_a_comment_mentioning_someone_tells_them_once(ctx, ana, bob, carol):
     assert [(n["actor_id"], n["comment_id"]) for n in mentions_of(ctx, bob)] == [(carol.id, comment.id)]
     assert all_rows(ctx, "tag_posts") == []  # tags in comments are links, not directory entries
     assert notifications.unread_count(ctx, bob.id) == 1
+
+
+def test_deleting_a_post_takes_back_the_mentions_in_its_caption_and_comments(ctx, ana, bob, carol):
+    post = ready_post(ctx, ana, "with @bob")
+    interactions.add_comment(ctx, ana, post.id, "and @carol too")
+    kept = ready_post(ctx, ana, "again @bob")
+    assert len(mentions_of(ctx, bob)) == 2 and len(mentions_of(ctx, carol)) == 1
+    delete_post(ctx, ana, post.id)
+    ctx.backends.queue.run_pending()
+    assert [n["post_id"] for n in mentions_of(ctx, bob)] == [kept.id]
+    assert mentions_of(ctx, carol) == []
+    assert notifications.unread_count(ctx, bob.id) == 1 and notifications.unread_count(ctx, carol.id) == 0

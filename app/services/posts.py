@@ -358,7 +358,8 @@ def delete_post(ctx: Context, viewer: User, post_id: int) -> None:
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         upload_keys = _upload_keys(conn, post.id)
         likers = [r["user_id"] for r in conn.all("SELECT user_id FROM likes WHERE post_id = ?", (post.id,))]
-        tags = [r["tag"] for r in conn.all("SELECT tag FROM post_tags WHERE post_id = ?", (post.id,))]
+        tag_names = [r["tag"] for r in conn.all("SELECT tag FROM post_tags WHERE post_id = ?", (post.id,))]
+        comments = [r["body"] for r in conn.all("SELECT body FROM comments WHERE post_id = ?", (post.id,))]
         for table in ("post_media", "likes", "comments", "post_tags"):
             conn.run(f"DELETE FROM {table} WHERE post_id = ?", (post.id,))
         conn.run("DELETE FROM notifications WHERE user_id = ? AND post_id = ?", (post.author.id, post.id))
@@ -371,7 +372,9 @@ def delete_post(ctx: Context, viewer: User, post_id: int) -> None:
     place = [post.place.lat, post.place.lon] if post.place and post.place.lat is not None else None
     # The rows on other shards (likers' lists, the tag and place directories, followers' feeds) go in a task;
     # until it runs, readers skip the ids of posts that no longer exist.
-    _enqueue_or_log(ctx, "post_deleted", post.id, post.author.id, likers, tags, place)
+    # Everyone the caption or a comment mentioned was notified of the post: those notifications go with it.
+    mentioned = sorted({name for text in (post.caption, *comments) for name in tags.extract_mentions(text)})
+    _enqueue_or_log(ctx, "post_deleted", post.id, post.author.id, likers, tag_names, place, mentioned)
 
 
 def _enqueue_or_log(ctx: Context, task: str, *args) -> None:

@@ -220,6 +220,12 @@ def withdraw_mentions(ctx: Context, post_id: int, author_id: int, names: Iterabl
         notifications.withdraw(ctx, user.id, "mention", author_id, post_id=post_id)
 
 
+def withdraw_post_mentions(ctx: Context, post_id: int, names: Iterable[str]) -> None:
+    """The post is gone: so is every notification of it that its caption's or comments' mentions made."""
+    for user in users_named(ctx, names).values():
+        notifications.withdraw_post(ctx, user.id, post_id)
+
+
 # --- The tag page --------------------------------------------------------------------------------------------------
 
 
