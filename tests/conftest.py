@@ -11,18 +11,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
 
 from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
+from tests.rungs import rung_sections
 from tests.servers import (  # noqa: F401 (fixtures)
     pgbouncers,
     postgres_behind_pgbouncer,
     postgres_clusters,
     postgres_one_server,
+    postgres_site_templates,
     postgres_two_servers,
+    postgres_two_servers_migrated,
 )
+
+# Property tests check logic, not speed: on a busy machine generating inputs or running an example may be slow.
+settings.register_profile("pinhole", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("pinhole")
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = ROOT.parent / "shared" / "testdata" / "images"
@@ -30,9 +38,11 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def site_config(tmp_path):
-    """Rung-0 settings for one test; override sections with `make_config` directly when needed."""
-    return make_config(tmp_path, queue={"embedded_workers": 0}, server={"ops_clients": ["testclient"]})
+def site_config(request, tmp_path):
+    """Settings for one test's site on the rung under test (tests/rungs.py: rung 0 unless PINHOLE_TEST_RUNG says
+    otherwise); override sections with `make_config` directly when needed."""
+    sections = {"queue": {"embedded_workers": 0}, "server": {"ops_clients": ["testclient"]}}
+    return make_config(tmp_path, **rung_sections(request, tmp_path, sections))
 
 
 @pytest.fixture
@@ -71,7 +81,7 @@ def log_in(client: TestClient, username: str, password: str = PASSWORD, **extra)
 
 
 @pytest.fixture
-def make_site(tmp_path):
+def make_site(request, tmp_path):
     """Another site with its own settings: `ctx, client = make_site(accounts={"registration": "closed"})`.
 
     Each call gets its own data directory under tmp_path; embedded queue workers stay off unless given.
@@ -82,7 +92,7 @@ def make_site(tmp_path):
         folder = tmp_path / f"site{len(opened)}"
         folder.mkdir()
         sections["queue"] = {"embedded_workers": 0, **sections.get("queue", {})}
-        context = build_context(make_config(folder, **sections))
+        context = build_context(make_config(folder, **rung_sections(request, folder, sections)))
         context.db.migrate()
         test_client = TestClient(create_app(context), base_url="http://127.0.0.1:8000")
         test_client.__enter__()  # runs the app's lifespan; its shutdown closes the context

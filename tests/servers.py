@@ -397,25 +397,34 @@ def split_shards(logical_shards: int, parts: int) -> list[str]:
 ServerSettings = Callable[[Path, dict[str, Any]], dict[str, Any]]
 
 
-def _server_settings(clusters: list[PgCluster]) -> Iterator[ServerSettings]:
-    """Settings for `[database]` over `clusters`: one fresh database per site folder, dropped after the test."""
+def _database_section(clusters: list[PgCluster], dbname: str, logical_shards: int) -> dict[str, Any]:
+    """`[database]` keys for `dbname` on every cluster, the logical shards split between them in order."""
+    ranges = split_shards(logical_shards, len(clusters))
+    return {
+        "connect_timeout_seconds": 2,
+        "servers": [
+            {"dsn": c.dsn(dbname), "shards": r, "pool_min": 0, "pool_max": 8}
+            for c, r in zip(clusters, ranges, strict=True)
+        ],
+    }
+
+
+def _server_settings(
+    clusters: list[PgCluster], template: Callable[[int], str] | None = None
+) -> Iterator[ServerSettings]:
+    """Settings for `[database]` over `clusters`: one fresh database per site folder, dropped after the test.
+    With `template` (logical shards -> the name of a migrated database on every cluster), each is a copy of it."""
     made: dict[Path, str] = {}
 
     def settings(where: Path, section: dict[str, Any]) -> dict[str, Any]:
-        if where not in made:
-            name = clusters[0].create_database()
-            with ThreadPoolExecutor() as pool:  # side by side; a failure is raised here
-                list(pool.map(lambda c: c.sql(f"CREATE DATABASE {name}"), clusters[1:]))
-            made[where] = name
         shards = section.get("logical_shards", 8)
-        ranges = split_shards(shards, len(clusters))
-        return {
-            "connect_timeout_seconds": 2,
-            "servers": [
-                {"dsn": c.dsn(made[where]), "shards": r, "pool_min": 0, "pool_max": 8}
-                for c, r in zip(clusters, ranges, strict=True)
-            ],
-        }
+        if where not in made:
+            name = f"t{os.getpid()}_{next(PgCluster._counter)}"
+            copy = f" TEMPLATE {template(shards)} STRATEGY FILE_COPY" if template else ""
+            with ThreadPoolExecutor() as pool:  # side by side; a failure is raised here
+                list(pool.map(lambda c: c.sql(f"CREATE DATABASE {name}{copy}"), clusters))
+            made[where] = name
+        return _database_section(clusters, made[where], shards)
 
     yield settings
     for name in made.values():
@@ -431,6 +440,44 @@ def postgres_one_server(postgres_clusters) -> Iterator[ServerSettings]:
 @pytest.fixture
 def postgres_two_servers(postgres_clusters) -> Iterator[ServerSettings]:
     yield from _server_settings(postgres_clusters[:2])
+
+
+@pytest.fixture(scope="session")
+def postgres_site_templates(postgres_clusters) -> Callable[[int], str]:
+    """logical shards -> a database already migrated over the two clusters, made once a session (a migration of
+    every shard takes a second or more; a copy of a small database takes about a tenth of that)."""
+    from app.backends.database.postgres import PostgresDatabase
+    from app.config import DatabaseConfig, DatabaseServer
+
+    made: dict[int, str] = {}
+
+    def template(logical_shards: int) -> str:
+        with PgCluster._template_lock:
+            if logical_shards not in made:
+                name = f"site_template_{logical_shards}"
+                for cluster in postgres_clusters:
+                    cluster.sql(f"CREATE DATABASE {name}")
+                section = _database_section(postgres_clusters, name, logical_shards)
+                config = DatabaseConfig(
+                    backend="postgres",
+                    logical_shards=logical_shards,
+                    servers=[DatabaseServer(**server) for server in section["servers"]],
+                )
+                database = PostgresDatabase(config)
+                try:
+                    database.migrate()
+                finally:
+                    database.close()  # a template may have no connections when it is copied
+                made[logical_shards] = name
+        return made[logical_shards]
+
+    return template
+
+
+@pytest.fixture
+def postgres_two_servers_migrated(postgres_clusters, postgres_site_templates) -> Iterator[ServerSettings]:
+    """As postgres_two_servers, each site's database a copy of a migrated one (the top rung's functional tests)."""
+    yield from _server_settings(postgres_clusters, postgres_site_templates)
 
 
 @pytest.fixture(scope="session")
