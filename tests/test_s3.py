@@ -178,6 +178,17 @@ def test_start_up_refuses_what_cannot_work_before_changing_anything(
     assert not (config.data_dir / "pinhole.sqlite3").exists(), "the database was touched before the check"
 
 
+def test_without_credentials_anywhere_start_up_says_which_keys_to_set(tmp_path, s3_server, capsys, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    config = make_config(tmp_path, media={**s3_server, "backend": "s3", "s3_access_key": "", "s3_secret_key": ""})
+    assert main(["migrate", "--config", config.source]) == 2
+    assert "no credentials; set s3_access_key and s3_secret_key" in capsys.readouterr().err
+
+
 def test_config_show_masks_the_s3_credentials_and_the_doctor_names_the_bucket(make_site, s3_server, capsys):
     ctx, _client = make_site(media={"backend": "s3", **s3_server})
     assert main(["config", "show", "--config", ctx.config.source]) == 0
