@@ -88,14 +88,16 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    backend: Literal["disk"] = "disk"
+    backend: Literal["disk", "memcached"] = "disk"
     size_limit_mb: int = 256
     default_ttl_seconds: int = 300
+    # memcached: "host:port" of each server; keys are spread over them (rendezvous hashing).
+    servers: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class MediaConfig:
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "s3"] = "local"
     max_upload_mb: int = 25
     max_pixels: int = 90_000_000
     # Keep each post's raw upload after its renditions are made (for reprocessing later); off: deleted.
@@ -104,6 +106,18 @@ class MediaConfig:
     avif: bool = False
     # A post still processing this long after its task was enqueued is re-enqueued by the sweep (the task was lost).
     processing_timeout_seconds: int = 600
+    # s3: any S3 API (AWS, SeaweedFS, MinIO, R2...), addressed path-style: <s3_endpoint>/<s3_bucket>/<key>.
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    # Empty: boto3's own chain (AWS_ACCESS_KEY_ID..., ~/.aws, an instance role).
+    s3_access_key: str = secret()
+    s3_secret_key: str = secret()
+    # s3: where anyone may fetch <public_base_url>/<key> (a CDN in front of the bucket). Photos that anonymous
+    # visitors may see, and avatars, are sent there; empty: to presigned URLs like the rest.
+    public_base_url: str = ""
+    # s3: lifetime of the presigned URL handed out, after the visibility check, for each photo fetched.
+    presign_seconds: int = 300
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,15 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("media", "max_upload_mb"): (lambda v: 1 <= v <= 200, "from 1 to 200"),
     ("media", "max_pixels"): (lambda v: 1_000_000 <= v <= 500_000_000, "from 1000000 to 500000000"),
     ("media", "processing_timeout_seconds"): (lambda v: 60 <= v <= 86_400, "from 60 to 86400"),
+    ("media", "s3_endpoint"): (lambda v: v == "" or _is_url(v), "empty or a URL like https://s3.example.com"),
+    ("media", "s3_bucket"): (
+        lambda v: v == "" or re.fullmatch(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]", v) is not None,
+        "an S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens",
+    ),
+    ("media", "s3_region"): (lambda v: re.fullmatch(r"[a-z0-9\-]{1,32}", v) is not None, "a region like us-east-1"),
+    ("media", "public_base_url"): (lambda v: v == "" or _is_url(v), "empty or a URL like https://cdn.example.com"),
+    # S3 signs URLs for at most 7 days.
+    ("media", "presign_seconds"): (lambda v: 1 <= v <= 604_800, "from 1 to 604800"),
     ("feeds", "max_items"): (lambda v: 10 <= v <= 10_000, "from 10 to 10000"),
     ("feeds", "fanout_chunk"): (lambda v: 10 <= v <= 100_000, "from 10 to 100000"),
     ("feeds", "celebrity_threshold"): (lambda v: v >= 1, "at least 1"),
@@ -273,6 +296,8 @@ def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[s
             raise ConfigError(f"{origins[name, key]}: [{name}] {key} must be {wanted} (got {values[name][key]!r})")
     config = Config(**{name: sections[name](**values.get(name, {})) for name in sections}, source=str(path))
     _check_database(config.database, origins.get(("database", "servers"), where), origins)
+    _check_cache(config.cache, origins.get(("cache", "servers"), origins.get(("cache", "backend"), where)))
+    _check_media(config.media, origins.get(("media", "backend"), where))
     if config.events.backend == "local" and config.server.workers > 1:
         where = origins.get(("server", "workers"), where)
         raise ConfigError(
@@ -358,6 +383,59 @@ def _check_database(db: DatabaseConfig, where: str, origins: dict[tuple[str, str
             f"{where}: [database] servers leave logical shards {format_shard_ranges(missing)} unassigned; "
             f"every shard 0-{db.logical_shards - 1} needs a server"
         )
+
+
+_SERVER_ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.\-]*):(\d{1,5})")
+
+
+def _check_cache(cache: CacheConfig, where: str) -> None:
+    if cache.backend != "memcached":
+        if cache.servers:
+            raise ConfigError(f"{where}: [cache] servers are for backend = 'memcached'; remove them or set the backend")
+        return
+    if not cache.servers:
+        raise ConfigError(f"{where}: [cache] backend = 'memcached' needs servers = [\"host:port\", ...]")
+    for i, server in enumerate(cache.servers):
+        match = _SERVER_ADDRESS.fullmatch(server)
+        if not match or not 1 <= int(match[1]) <= 65535:
+            raise ConfigError(f'{where}: [cache] servers[{i}] = {server!r} is not "host:port" (e.g. "10.0.0.5:11211")')
+    if len(set(cache.servers)) != len(cache.servers):
+        raise ConfigError(f"{where}: [cache] servers names a server twice")
+
+
+def _check_media(media: MediaConfig, where: str) -> None:
+    if media.backend != "s3":
+        if media.public_base_url:
+            raise ConfigError(
+                f"{where}: [media] public_base_url needs backend = 's3' (a CDN in front of the bucket); "
+                "local photos are served by Pinhole itself"
+            )
+        return
+    for key in ("s3_endpoint", "s3_bucket"):
+        if not getattr(media, key):
+            raise ConfigError(
+                f"{where}: [media] backend = 's3' needs {key} "
+                '(e.g. s3_endpoint = "https://s3.eu-west-1.amazonaws.com", s3_bucket = "pinhole-media")'
+            )
+    if bool(media.s3_access_key) != bool(media.s3_secret_key):
+        raise ConfigError(f"{where}: [media] give s3_access_key and s3_secret_key both, or neither (boto3's chain)")
+
+
+def media_origins(config: Config) -> list[str]:
+    """Origins the browser loads photos from besides Pinhole itself (for the Content-Security-Policy)."""
+    if config.media.backend != "s3":
+        return []
+    urls = [config.media.s3_endpoint, config.media.public_base_url]
+    return list(dict.fromkeys(_origin(url) for url in urls if url))
+
+
+def _is_url(text: str) -> bool:
+    return re.fullmatch(r"https?://[^\s/?#@]+(?:/[^\s?#]*)?", text) is not None
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
 
 
 def _section_types() -> dict[str, type]:

@@ -37,8 +37,8 @@ from app.config import Config, load_config, prepare_data_dir
 
 BACKENDS: dict[str, list[str]] = {
     "database": ["sqlite", "postgres/one-server", "postgres/two-servers", "postgres/pgbouncer"],
-    "cache": ["disk"],
-    "blobs": ["local"],
+    "cache": ["disk", "memcached"],
+    "blobs": ["local", "s3"],
     "feeds": ["sql"],
     "queue": ["sqlite"],
     "kv": ["sqlite"],
@@ -61,6 +61,8 @@ SERVER_FIXTURES: dict[tuple[str, str], str] = {
     ("database", "postgres/one-server"): "postgres_one_server",
     ("database", "postgres/two-servers"): "postgres_two_servers",
     ("database", "postgres/pgbouncer"): "postgres_behind_pgbouncer",
+    ("cache", "memcached"): "memcached_servers",
+    ("blobs", "s3"): "s3_server",
 }
 
 # kv backends whose store drops expired keys itself; their purge_expired() finds nothing to do.

@@ -18,6 +18,8 @@ from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
 from tests.rungs import rung_sections
+from tests.server_memcached import memcached_processes, memcached_servers  # noqa: F401 (fixtures)
+from tests.server_s3 import s3_server, seaweedfs  # noqa: F401 (fixtures)
 from tests.servers import (  # noqa: F401 (fixtures)
     pgbouncers,
     postgres_behind_pgbouncer,

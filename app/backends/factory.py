@@ -65,6 +65,18 @@ def build_database(config: Config) -> Database:
 
 def build_backends(config: Config) -> Backends:
     data = config.data_dir
+
+    # The blob store first: its start-up check may refuse the config before anything is opened or written.
+    if config.media.backend == "local":
+        from app.backends.blobs.local import LocalBlobStore
+
+        blobs: BlobStore = LocalBlobStore(data / "media")
+
+    if config.media.backend == "s3":
+        from app.backends.blobs.s3 import S3BlobStore
+
+        blobs = S3BlobStore(config.media, config.source)  # refuses a missing bucket or bad credentials
+
     db = build_database(config)
 
     if config.cache.backend == "disk":
@@ -72,10 +84,10 @@ def build_backends(config: Config) -> Backends:
 
         cache: Cache = DiskCache(data / "cache", config.cache.size_limit_mb * 1024 * 1024)
 
-    if config.media.backend == "local":
-        from app.backends.blobs.local import LocalBlobStore
+    if config.cache.backend == "memcached":
+        from app.backends.cache.memcached import MemcachedCache
 
-        blobs: BlobStore = LocalBlobStore(data / "media")
+        cache = MemcachedCache(config.cache.servers)
 
     if config.feeds.backend == "sql":
         from app.backends.feeds.sql import SqlFeedStore

@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
-from app.config import Config
+from app.config import Config, media_origins
 
 # No inline scripts anywhere; htmx runs from /static with its inline styles turned off.
 CSP = (
@@ -19,8 +19,10 @@ CSP = (
 
 
 def security_headers(config: Config):
+    # Photos may come straight from the blob store or its CDN (the media route redirects there).
+    csp = CSP.replace("img-src 'self' data: blob:", " ".join(["img-src 'self' data: blob:", *media_origins(config)]))
     static = [
-        ("content-security-policy", CSP),
+        ("content-security-policy", csp),
         ("x-content-type-options", "nosniff"),
         ("referrer-policy", "same-origin"),
         ("x-frame-options", "DENY"),

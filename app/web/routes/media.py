@@ -8,6 +8,11 @@
 
 GET and HEAD, conditional requests (If-None-Match) and a single HTTP byte range (video-style seeking and resumed
 downloads); several ranges or a malformed header get the whole file, as RFC 9110 allows.
+
+With a blob store that gives direct URLs (S3), the bytes never pass through Pinhole: once the checks above have
+passed, the answer is a redirect. What anonymous visitors may see (and avatars) goes to [media] public_base_url (a
+CDN) when it is set; everything else, and all of it without a CDN, to a presigned URL that expires after
+[media] presign_seconds, made for this viewer after the visibility check. The store answers Range requests itself.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import re
 
 from litestar import Request, route
 from litestar.params import FromPath
-from litestar.response import Response
+from litestar.response import Redirect, Response
 
 from app.backends.blobs.base import BlobNotFound, check_key
 from app.context import Context
@@ -29,6 +34,8 @@ CONTENT_TYPES = {"webp": "image/webp", "jpg": "image/jpeg", "avif": "image/avif"
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 # A private post's file may sit in its viewer's browser for a day, never in a shared cache.
 PRIVATE_CACHE = "private, max-age=86400"
+# A redirect to the CDN is the same for everyone; a day lets a change of public_base_url take effect.
+CDN_REDIRECT_CACHE = "public, max-age=86400"
 NO_SUCH_PHOTO = "No such photo."
 # One range; 19 digits at most keeps int() cheap and covers any file size.
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
@@ -45,9 +52,14 @@ def media(ctx: CtxDep, request: Request, key: FromPath[str]) -> Response:
         raise NotFound(NO_SUCH_PHOTO) from None
     if extension not in CONTENT_TYPES:
         raise NotFound(NO_SUCH_PHOTO)
+    cache_control = _cache_control(ctx, request, key)
+    direct = _direct(ctx, key, public=cache_control == PUBLIC_CACHE)
+    if direct is not None:
+        location, redirect_cache = direct
+        return Redirect(location, status_code=302, headers={"cache-control": redirect_cache})
     etag = f'"{key.rsplit("/", 1)[-1]}"'
     headers = {
-        "cache-control": _cache_control(ctx, request, key),
+        "cache-control": cache_control,
         "etag": etag,
         "accept-ranges": "bytes",
         "x-content-type-options": "nosniff",
@@ -85,6 +97,18 @@ def _cache_control(ctx: Context, request: Request, key: str) -> str:
     if key not in posts.media_keys(post):
         raise NotFound(NO_SUCH_PHOTO)
     return PUBLIC_CACHE if can_view(ctx, None, post.author) else PRIVATE_CACHE
+
+
+def _direct(ctx: Context, key: str, public: bool) -> tuple[str, str] | None:
+    """(where the browser fetches the file itself, how long it may keep that answer), or None: the app serves it."""
+    base = ctx.config.media.public_base_url
+    if public and base:
+        return f"{base.rstrip('/')}/{key}", CDN_REDIRECT_CACHE
+    url = ctx.backends.blobs.url(key)
+    if url is None:
+        return None
+    # Reused by this browser only, and well before the URL expires.
+    return url, f"private, max-age={ctx.config.media.presign_seconds // 2}"
 
 
 def _etag_matches(header: str | None, etag: str) -> bool:
