@@ -24,6 +24,8 @@ if RUNG not in ("0", "top"):
 # config.toml section -> (backend name, the fixture giving that section's server settings)
 TOP_RUNG: dict[str, tuple[str, str]] = {
     "database": ("postgres", "postgres_two_servers_migrated"),
+    "cache": ("memcached", "memcached_servers"),
+    "media": ("s3", "s3_server"),
 }
 
 
