@@ -140,6 +140,14 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def locations(self) -> list[str]:
+        """Where the data lives, one line per file or server (`main.py migrate-up` refuses to copy onto itself)."""
+
+    @abstractmethod
+    def tables(self, shard: int) -> set[str]:
+        """The tables a logical shard has (none before `migrate`)."""
+
     def shard_for_key(self, key: str) -> int:
         """The directory shard for a lookup key (lowercase username, tag): stable everywhere."""
         digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest()
