@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("path", type=Path, help="archive made by `backup`")
     restore.set_defaults(run=cmd_restore)
 
+    migrate_up = commands.add_parser(
+        "migrate-up", parents=[common], help="copy this install's data onto the backends of another config"
+    )
+    migrate_up.add_argument(
+        "--to", required=True, type=Path, metavar="NEW_CONFIG", help="the config of the new backends (read as written)"
+    )
+    migrate_up.set_defaults(run=cmd_migrate_up)
+
     seed = commands.add_parser(
         "seed", parents=[common], help="fill a site with made-up accounts, follows, posts and feeds (demos, benchmarks)"
     )
@@ -365,6 +373,23 @@ def cmd_restore(args: argparse.Namespace) -> int:
         f"integrity ok) and {summary.files} media files"
     )
     return 0
+
+
+def cmd_migrate_up(args: argparse.Namespace) -> int:
+    from app.migrate_up import migrate_up, print_report
+
+    source = _config(args)
+    # The PINHOLE_* environment is the running install's; the new config is taken as its file says.
+    target = load_config(args.to, environ={})
+    progress, update = _progress()
+    try:
+        with progress:
+            report = migrate_up(source, target, update)
+    except KeyboardInterrupt:
+        print("interrupted: what was copied is kept; run the same command again to continue", file=sys.stderr)
+        return 130
+    print_report(report, target.source)
+    return 0 if report.ok else 1
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
