@@ -86,6 +86,28 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("path", type=Path, help="archive made by `backup`")
     restore.set_defaults(run=cmd_restore)
 
+    migrate_up = commands.add_parser(
+        "migrate-up", parents=[common], help="copy this install's data onto the backends of another config"
+    )
+    migrate_up.add_argument(
+        "--to", required=True, type=Path, metavar="NEW_CONFIG", help="the config of the new backends (read as written)"
+    )
+    migrate_up.set_defaults(run=cmd_migrate_up)
+
+    shards = commands.add_parser("shards", parents=[common], help="logical shards on Postgres servers")
+    shards_commands = shards.add_subparsers(dest="shards_command", metavar="ACTION", required=True)
+    move = shards_commands.add_parser(
+        "move", parents=[common], help="move a logical shard to another server while the site runs"
+    )
+    move.add_argument("shard", type=int, metavar="LOGICAL_SHARD", help="the logical shard to move")
+    move.add_argument(
+        "--to",
+        required=True,
+        metavar="SERVER",
+        help="its new server: a number in [[database.servers]] (0 is the first) or host:port/dbname",
+    )
+    move.set_defaults(run=cmd_shards_move)
+
     seed = commands.add_parser(
         "seed", parents=[common], help="fill a site with made-up accounts, follows, posts and feeds (demos, benchmarks)"
     )
@@ -363,6 +385,47 @@ def cmd_restore(args: argparse.Namespace) -> int:
     print(
         f"restored {args.path} into {ctx.config.data_dir}: database (schema v{summary.schema_version}, "
         f"integrity ok) and {summary.files} media files"
+    )
+    return 0
+
+
+def cmd_migrate_up(args: argparse.Namespace) -> int:
+    from app.migrate_up import migrate_up, print_report
+
+    source = _config(args)
+    # The PINHOLE_* environment is the running install's; the new config is taken as its file says.
+    target = load_config(args.to, environ={})
+    progress, update = _progress()
+    try:
+        with progress:
+            report = migrate_up(source, target, update)
+    except KeyboardInterrupt:
+        print("interrupted: what was copied is kept; run the same command again to continue", file=sys.stderr)
+        return 130
+    print_report(report, target.source)
+    return 0 if report.ok else 1
+
+
+def cmd_shards_move(args: argparse.Namespace) -> int:
+    from app.shard_move import move_shard
+
+    config = _config(args)
+    progress, update = _progress()
+    with progress:
+        report = move_shard(config, args.shard, args.to, update)
+    if report.finished_earlier_move:
+        print(f"logical shard {report.shard} had already moved to {report.target}; finished the config and clean-up")
+    else:
+        print(
+            f"moved logical shard {report.shard} from {report.source} to {report.target}: {report.rows:,} rows "
+            f"copied, {report.caught_up:,} written meanwhile caught up, its writes paused {report.pause_ms:.0f} ms; "
+            f"row counts of {len(report.counts)} tables verified"
+        )
+    for line in report.config_lines:
+        print(f"changed {line}")
+    print(
+        "Copy this config.toml to every app and worker node. Running processes follow the move by themselves; "
+        "a node started with the old file is refused until it has the new one."
     )
     return 0
 

@@ -23,6 +23,7 @@ K = TypeVar("K", bound=Hashable)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?([a-z_][a-z0-9_]*)", re.I | re.M)
 
 Row = dict[str, Any]
 
@@ -77,6 +78,14 @@ def load_migrations(dialect: str, directory: Path = MIGRATIONS_DIR) -> list[Migr
             continue  # a dialect-specific file already won
         chosen[version] = Migration(version, stem, path.read_text(encoding="utf-8"))
     return [chosen[v] for v in sorted(chosen)]
+
+
+def migration_tables(dialect: str) -> list[str]:
+    """Every table the migrations make, in the order they make them (a table before those that refer to it)."""
+    names: list[str] = []
+    for migration in load_migrations(dialect):
+        names += [n for n in _CREATE_TABLE.findall(migration.sql) if n not in names]
+    return names
 
 
 class Database(ABC):
@@ -139,6 +148,14 @@ class Database(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def locations(self) -> list[str]:
+        """Where the data lives, one line per file or server (`main.py migrate-up` refuses to copy onto itself)."""
+
+    @abstractmethod
+    def tables(self, shard: int) -> set[str]:
+        """The tables a logical shard has (none before `migrate`)."""
 
     def shard_for_key(self, key: str) -> int:
         """The directory shard for a lookup key (lowercase username, tag): stable everywhere."""

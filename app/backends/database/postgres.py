@@ -15,6 +15,11 @@ A server that cannot be reached raises DatabaseUnavailable naming it (host:port/
 shards, never a password); after one failure the server is probed directly before its pool is
 waited on again, so requests to a dead server fail at once and a server that returns is used again
 at once. Backups of this backend are pg_dump's job: `snapshot()` and `restore()` say so.
+
+A shard can move between servers while the app runs (`main.py shards move`, app/shard_move.py): every write
+transaction holds the shard's WRITE_LOCK shared, which the mover takes exclusively while it switches, and every
+transaction checks that the shard's schema is still on the server. A shard that is gone has left a row in
+MOVES_TABLE naming where it went, and this process routes the shard there from then on.
 """
 
 from __future__ import annotations
@@ -49,6 +54,18 @@ log = logging.getLogger("pinhole.db")
 
 # Advisory lock key (with the shard as second key) serialising two nodes migrating one shard.
 _MIGRATE_LOCK = 0x50494E48  # "PINH"
+# Advisory lock key (with the shard as second key): every write transaction of a shard holds it shared until it ends;
+# `shards move` holds it exclusively while it switches the shard to another server, pausing that shard's writes only.
+WRITE_LOCK = 0x50494E57  # "PINW"
+# On a server a shard moved away from: shard -> the server it went to (its index in [[database.servers]], its label).
+MOVES_SCHEMA = "pinhole_moves"
+MOVES_TABLE = f"{MOVES_SCHEMA}.moved_shards"
+# What `migrate` makes in every shard schema before the migrations: which versions it has, what it was made for.
+BOOKKEEPING_DDL = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL); "
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+)
 _SHARD_SCHEMA = r"^shard_[0-9]{4}$"
 # Connections per server that migrate its shards in parallel.
 _MIGRATE_CONNECTIONS = 4
@@ -126,6 +143,19 @@ def _is_unreachable(exc: BaseException) -> bool:
 
 def _first_line(text: str) -> str:
     return " ".join(text.strip().splitlines()[:1]).strip() or "no details"
+
+
+class ShardNotHere(Exception):
+    """The shard's schema is not on the server asked (moved away, or never made); where it went, if recorded."""
+
+    def __init__(self, shard: int, to_server: int | None, to_label: str | None):
+        super().__init__(f"logical shard {shard} is not here")
+        self.shard, self.to_server, self.to_label = shard, to_server, to_label
+
+
+def _here_sql(schema: str) -> str:
+    # A catalog scan, not a cached lookup: it sees a rename committed while this transaction waited for a lock.
+    return f"SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{schema}') AS here"
 
 
 class Endpoint:
@@ -229,13 +259,25 @@ class Endpoint:
             raise self.unavailable(f"no free connection within {self.timeout} s (pool_max = {self.pool_max})") from exc
 
     def begin(self, shard: int, read_only: bool) -> tuple[ConnectionPool, psycopg.Connection]:
-        """A connection inside a new transaction whose search_path is the shard's schema."""
-        start = f"BEGIN{' READ ONLY' if read_only else ''}; SET LOCAL search_path TO {schema_of(shard)}"
+        """A connection inside a new transaction whose search_path is the shard's schema; ShardNotHere if the
+        schema is not on this server."""
+        schema = schema_of(shard)
+        start = f"BEGIN{' READ ONLY' if read_only else ''}; SET LOCAL search_path TO {schema}; "
+        if not read_only:
+            start += f"SELECT pg_advisory_xact_lock_shared({WRITE_LOCK}, {shard}); "
+        start += _here_sql(schema)
         for _attempt in range(2):
             pool, conn = self.getconn()
             try:
-                conn.execute(start)
-                return pool, conn
+                cur = conn.execute(start)
+                while cur.nextset():
+                    pass
+                if cur.fetchone()["here"]:
+                    return pool, conn
+                gone = self._moved(conn, shard)
+                conn.execute("ROLLBACK")
+                pool.putconn(conn)
+                raise gone
             except psycopg.Error as exc:
                 pool.putconn(conn)
                 if not _is_unreachable(exc):
@@ -248,6 +290,19 @@ class Endpoint:
                 pool.check()  # the server is up (restarted?): drop the idle connections that died, try again
         with self._lock:
             raise self._mark_down(str(error)) from error
+
+    @staticmethod
+    def _moved(conn: psycopg.Connection, shard: int) -> ShardNotHere:
+        if conn.execute(f"SELECT to_regclass('{MOVES_TABLE}') IS NOT NULL AS t").fetchone()["t"]:
+            row = conn.execute(f"SELECT to_server, to_label FROM {MOVES_TABLE} WHERE shard = %s", (shard,)).fetchone()
+            if row is not None:
+                return ShardNotHere(shard, row["to_server"], row["to_label"])
+        return ShardNotHere(shard, None, None)
+
+    def holds(self, shard: int) -> bool:
+        """Whether the shard's schema is on this server now (asked on a connection of its own)."""
+        with self.connect() as conn:
+            return conn.execute(_here_sql(schema_of(shard))).fetchone()["here"]
 
     def finish(self, pool: ConnectionPool, conn: psycopg.Connection, commit: bool) -> None:
         try:
@@ -301,13 +356,23 @@ class PgConnection(Connection):
         self.endpoint = endpoint
         self.shard = shard
 
+    def _failed(self, exc: psycopg.Error) -> Exception:
+        """What to raise for a failed statement: unavailable when the server or the shard is gone, else the error."""
+        if _is_unreachable(exc):
+            return self.endpoint.unavailable(str(exc))
+        if isinstance(exc, psycopg.errors.UndefinedTable) and not self.endpoint.holds(self.shard):
+            # `shards move` switched the shard while this transaction ran: the next one goes to its new server.
+            return self.endpoint.unavailable(f"logical shard {self.shard} moved to another server meanwhile; try again")
+        return exc
+
     def _execute(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor:
         try:
             return self.raw.execute(to_pyformat(sql), _params(params))
         except psycopg.Error as exc:
-            if _is_unreachable(exc):
-                raise self.endpoint.unavailable(str(exc)) from exc
-            raise
+            failure = self._failed(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._execute(sql, params)
@@ -324,9 +389,10 @@ class PgConnection(Connection):
             with self.raw.cursor() as cur:
                 cur.executemany(to_pyformat(sql), rows)
         except psycopg.Error as exc:
-            if _is_unreachable(exc):
-                raise self.endpoint.unavailable(str(exc)) from exc
-            raise
+            failure = self._failed(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
 
 
 class PostgresDatabase(Database):
@@ -356,6 +422,7 @@ class PostgresDatabase(Database):
         self._replicas_of = {id(p): self.replicas[i] for i, p in enumerate(self.primaries)}
         self._next_replica = 0
         self._local = threading.local()
+        self._route_lock = threading.Lock()
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -373,14 +440,52 @@ class PostgresDatabase(Database):
                 self._local.pins = {}
             self._local.pins[shard] = time.monotonic() + self.pin_seconds
 
-    def _read_endpoints(self, shard: int) -> list[Endpoint]:
-        primary = self.server_of(shard)
-        replicas = self._replicas_of[id(primary)]
+    def _read_replicas(self, shard: int) -> list[Endpoint]:
+        """The replicas to try, in turn, before the primary: none right after this thread wrote the shard."""
+        replicas = self._replicas_of[id(self.server_of(shard))]
         if not replicas or self._pinned(shard):
-            return [primary]
+            return []
         self._next_replica += 1  # spread reads; a race here only skews the spread
         k = self._next_replica % len(replicas)
-        return replicas[k:] + replicas[:k] + [primary]
+        return replicas[k:] + replicas[:k]
+
+    def _follow(self, left: Endpoint, gone: ShardNotHere) -> None:
+        """Route a shard that is not on `left` to the server it moved to, or say why that cannot be done."""
+        shard = gone.shard
+        if gone.to_label is None:
+            raise left.unavailable(
+                f"its schema {schema_of(shard)} is not there; config.toml gives logical shard {shard} to this "
+                "server: fix the shards ranges, or run `main.py migrate`"
+            )
+        by_label = [p for p in self.primaries if p.label == gone.to_label]
+        by_index = [self.primaries[gone.to_server]] if 0 <= (gone.to_server or 0) < len(self.primaries) else []
+        target = (by_label or by_index or [None])[0]
+        if target is None or target is left:
+            raise left.unavailable(
+                f"logical shard {shard} moved to {gone.to_label}, which is not among this node's "
+                "[[database.servers]]: update config.toml as `main.py shards move` said, and restart"
+            )
+        with self._route_lock:
+            if self._owner[shard] is left:
+                left.shards.remove(shard)
+                target.shards.append(shard)
+                target.shards.sort()
+                self._owner[shard] = target
+        log.warning(
+            "logical shard %d moved from %s to %s (`main.py shards move`); routing it there. "
+            "Update config.toml on this node to match.",
+            shard, left.label, target.label,
+        )  # fmt: skip
+
+    def _begin_primary(self, shard: int, read_only: bool) -> tuple[Endpoint, ConnectionPool, psycopg.Connection]:
+        """A transaction on the primary holding the shard, following it if it has moved (at most twice in a row)."""
+        for _hop in range(3):
+            endpoint = self.server_of(shard)
+            try:
+                return endpoint, *endpoint.begin(shard, read_only)
+            except ShardNotHere as gone:
+                self._follow(endpoint, gone)
+        raise DatabaseUnavailable(f"logical shard {shard} keeps moving between servers; try again")
 
     @contextmanager
     def read(self, shard: int) -> Iterator[Connection]:
@@ -389,15 +494,16 @@ class PostgresDatabase(Database):
         if current is not None and current.shard == shard:
             yield current
             return
-        endpoints = self._read_endpoints(shard)
-        for endpoint in endpoints:
+        for replica in self._read_replicas(shard):
             try:
-                pool, raw = endpoint.begin(shard, read_only=True)
+                endpoint, (pool, raw) = replica, replica.begin(shard, read_only=True)
                 break
             except DatabaseUnavailable:
-                if endpoint is endpoints[-1]:
-                    raise
-                log.warning("replica %s unavailable; reading shard %d from its primary", endpoint.label, shard)
+                log.warning("replica %s unavailable; reading shard %d elsewhere", replica.label, shard)
+            except ShardNotHere:
+                pass  # it has not replayed a move yet, or the shard left its primary: ask the primary
+        else:
+            endpoint, pool, raw = self._begin_primary(shard, read_only=True)
         try:
             yield PgConnection(raw, endpoint, shard)
         except BaseException:
@@ -408,10 +514,10 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def write(self, shard: int) -> Iterator[Connection]:
-        endpoint = self.server_of(shard)
+        self.check_shard(shard)
         if getattr(self._local, "in_write", None) is not None:
             raise RuntimeError("write transactions may not be nested: one transaction, one shard")
-        pool, raw = endpoint.begin(shard, read_only=False)
+        endpoint, pool, raw = self._begin_primary(shard, read_only=False)
         conn = PgConnection(raw, endpoint, shard)
         self._local.in_write = conn
         try:
@@ -483,10 +589,7 @@ class PostgresDatabase(Database):
                 try:
                     conn.execute(
                         f"BEGIN; SELECT pg_advisory_xact_lock({_MIGRATE_LOCK}, {shard}); "
-                        f"CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}; "
-                        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL); "
-                        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+                        f"CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}; {BOOKKEEPING_DDL}"
                     )
                     stored = conn.execute("SELECT value FROM meta WHERE key = 'logical_shards'").fetchone()
                     if stored is None:
@@ -611,6 +714,15 @@ class PostgresDatabase(Database):
             "main.py restore cannot load into a postgres database yet; restore each server with pg_restore "
             "(see scaling/LADDER.md)"
         )
+
+    def locations(self) -> list[str]:
+        return [f"postgres {endpoint.label}" for endpoint in self.primaries]
+
+    def tables(self, shard: int) -> set[str]:
+        rows = self.server_of(shard).query(
+            f"SELECT table_name AS name FROM information_schema.tables WHERE table_schema = '{schema_of(shard)}'"
+        )
+        return {r["name"] for r in rows}
 
     def close(self) -> None:
         for endpoint in [*self.primaries, *(r for rs in self.replicas.values() for r in rs)]:

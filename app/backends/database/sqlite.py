@@ -193,6 +193,13 @@ class SqliteDatabase(Database):
             rows = conn.all("PRAGMA integrity_check")
         return "; ".join(str(next(iter(r.values()))) for r in rows)
 
+    def locations(self) -> list[str]:
+        return [f"sqlite {self.path.resolve()}"]
+
+    def tables(self, shard: int) -> set[str]:
+        with self.read(shard) as conn:
+            return {r["name"] for r in conn.all("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
     def close(self) -> None:
         with self._all_lock:
             for conn in self._all:
