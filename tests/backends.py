@@ -37,12 +37,12 @@ from app.config import Config, load_config, prepare_data_dir
 
 BACKENDS: dict[str, list[str]] = {
     "database": ["sqlite", "postgres/one-server", "postgres/two-servers", "postgres/pgbouncer"],
-    "cache": ["disk"],
+    "cache": ["disk", "redis"],
     "blobs": ["local"],
-    "feeds": ["sql"],
-    "queue": ["sqlite"],
-    "kv": ["sqlite"],
-    "events": ["local"],
+    "feeds": ["sql", "redis"],
+    "queue": ["sqlite", "redis"],
+    "kv": ["sqlite", "redis"],
+    "events": ["local", "redis"],
 }
 
 # seam -> (its config.toml section, its attribute on Backends)
@@ -61,10 +61,19 @@ SERVER_FIXTURES: dict[tuple[str, str], str] = {
     ("database", "postgres/one-server"): "postgres_one_server",
     ("database", "postgres/two-servers"): "postgres_two_servers",
     ("database", "postgres/pgbouncer"): "postgres_behind_pgbouncer",
+    # A database of its own on the session's redis-server, as the section's redis_url (tests/server_redis.py).
+    ("cache", "redis"): "redis_settings",
+    ("feeds", "redis"): "redis_settings",
+    ("queue", "redis"): "redis_settings",
+    ("kv", "redis"): "redis_settings",
+    ("events", "redis"): "redis_settings",
 }
 
 # kv backends whose store drops expired keys itself; their purge_expired() finds nothing to do.
-KV_NATIVE_EXPIRY: set[str] = set()
+KV_NATIVE_EXPIRY: set[str] = {"redis"}
+
+# events backends that reach subscribers in other processes (another Backends built from the same config).
+EVENTS_SHARED: set[str] = {"redis"}
 
 # database backends whose snapshot()/restore() make and load a backup file (postgres: pg_dump's job).
 DATABASE_SNAPSHOTS: set[str] = {"sqlite"}

@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
+from tests.server_redis import redis_server, redis_settings, redis_url  # noqa: F401 (fixtures)
 from tests.servers import (  # noqa: F401 (fixtures)
     pgbouncers,
     postgres_behind_pgbouncer,
