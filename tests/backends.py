@@ -10,11 +10,12 @@ Adding a backend (say Redis for the cache), once the app supports it:
    `[cache] backend = "redis"`).
 2. If it needs settings beyond `backend` (a server address, a bucket), start a throwaway server in
    a pytest fixture (in tests/contract/conftest.py or a shared conftest), and name that fixture
-   in `SERVER_FIXTURES[("cache", "redis")] = "redis_server"`. The fixture returns a dict of keys
-   for the seam's config section, e.g. `{"url": "redis://127.0.0.1:54321/0"}`; it must give
+   in `SERVER_FIXTURES[("cache", "redis")] = "redis_settings"`. The fixture returns a dict of keys
+   for the seam's config section, e.g. `{"redis_url": "redis://127.0.0.1:54321/3"}`; it must give
    each test a clean namespace (flush the db, or a fresh key prefix/bucket), and, where the
    binary is missing, skip with how to install it, or fail when CI=true (see ladder.md).
-3. If it expires keys by itself, add it to `KV_NATIVE_EXPIRY` (kv only). A database backend whose
+3. If it expires keys by itself, add it to `KV_NATIVE_EXPIRY` (kv only); if its events reach other
+   processes, to `EVENTS_SHARED` (events only). A database backend whose
    `snapshot()`/`restore()` make and load a backup file goes in `DATABASE_SNAPSHOTS`; the others
    must raise NotSupported naming the tool to use instead (tested for them).
 4. Run `python -m pytest tests/contract`: the backend is done when every test passes for it.

@@ -6,6 +6,7 @@ The embedded queue workers are off here; tests run queued tasks deterministicall
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +14,17 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
+from app.config import REDIS_SECTIONS
 from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
-from tests.server_redis import redis_server, redis_settings, redis_url  # noqa: F401 (fixtures)
+from tests.server_redis import (  # noqa: F401 (fixtures)
+    new_redis_url,
+    own_redis,
+    redis_server,
+    redis_settings,
+    redis_url,
+)
 from tests.servers import (  # noqa: F401 (fixtures)
     pgbouncers,
     postgres_behind_pgbouncer,
@@ -30,10 +38,29 @@ TESTDATA = ROOT.parent / "shared" / "testdata" / "images"
 PASSWORD = "correct horse battery"
 
 
+# PINHOLE_TEST_RUNG=redis: the sites of `site_config` and `make_site` keep every seam that can live in Redis there
+# (each site in a database of its own on the session's throwaway server), so the site tests run on that rung too.
+TEST_RUNG = os.environ.get("PINHOLE_TEST_RUNG", "0")
+
+
+def on_test_rung(request: pytest.FixtureRequest, sections: dict[str, dict]) -> dict[str, dict]:
+    """`sections` for make_config, moved onto the rung under test."""
+    if TEST_RUNG == "0":
+        return sections
+    if TEST_RUNG != "redis":
+        raise pytest.UsageError(f"PINHOLE_TEST_RUNG must be 0 or redis (got {TEST_RUNG!r})")
+    moved = {name: dict(keys) for name, keys in sections.items()}
+    for name in REDIS_SECTIONS:
+        moved.setdefault(name, {}).setdefault("backend", "redis")
+    moved.setdefault("redis", {}).setdefault("url", request.getfixturevalue("new_redis_url")())
+    return moved
+
+
 @pytest.fixture
-def site_config(tmp_path):
+def site_config(request, tmp_path):
     """Rung-0 settings for one test; override sections with `make_config` directly when needed."""
-    return make_config(tmp_path, queue={"embedded_workers": 0}, server={"ops_clients": ["testclient"]})
+    sections = {"queue": {"embedded_workers": 0}, "server": {"ops_clients": ["testclient"]}}
+    return make_config(tmp_path, **on_test_rung(request, sections))
 
 
 @pytest.fixture
@@ -72,7 +99,7 @@ def log_in(client: TestClient, username: str, password: str = PASSWORD, **extra)
 
 
 @pytest.fixture
-def make_site(tmp_path):
+def make_site(request, tmp_path):
     """Another site with its own settings: `ctx, client = make_site(accounts={"registration": "closed"})`.
 
     Each call gets its own data directory under tmp_path; embedded queue workers stay off unless given.
@@ -83,7 +110,7 @@ def make_site(tmp_path):
         folder = tmp_path / f"site{len(opened)}"
         folder.mkdir()
         sections["queue"] = {"embedded_workers": 0, **sections.get("queue", {})}
-        context = build_context(make_config(folder, **sections))
+        context = build_context(make_config(folder, **on_test_rung(request, sections)))
         context.db.migrate()
         test_client = TestClient(create_app(context), base_url="http://127.0.0.1:8000")
         test_client.__enter__()  # runs the app's lifespan; its shutdown closes the context

@@ -2,10 +2,12 @@
 
 Fixtures (made available to every test by tests/conftest.py):
 - `redis_server`: one server for the whole session, stopped at its end.
-- `redis_url`: a URL on that server naming a database of its own, emptied before and after the test.
+- `redis_url`: a URL on that server naming a database of its own, emptied before and after the test;
+  `new_redis_url()` hands out more (one per site when a test makes several).
 - `redis_settings`: `{"redis_url": ...}` for a seam's section (tests/backends.py SERVER_FIXTURES).
+- `own_redis`: a server of the test's own, to stop and start again.
 
-Tests that stop a server or need a password start their own `RedisProcess`. A missing redis-server skips the tests
+Tests that need a password start their own `RedisProcess`. A missing redis-server skips the tests
 that need it, saying how to install it, except under CI=true, where it fails them. Each server gets SIGTERM when
 the test process dies, even when it is killed (`setpriv --pdeathsig`), so none outlives a run.
 """
@@ -18,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,16 +121,41 @@ _next_db = itertools.count()
 
 
 @pytest.fixture
-def redis_url(redis_server) -> Iterator[str]:
-    """A database of the session server for this test alone (pub/sub channels carry its number too)."""
-    db = next(_next_db) % DATABASES
-    client = redis_server.client(db)
-    client.flushdb()
-    yield redis_server.url(db)
-    client.flushdb()
-    client.close()
+def new_redis_url(redis_server) -> Iterator[Callable[[], str]]:
+    """Hands out URLs of databases of the session server that are empty and used by nothing else (pub/sub
+    channels carry the database number too); emptied again after the test."""
+    given: list[int] = []
+
+    def new_url() -> str:
+        db = next(_next_db) % DATABASES
+        with redis_server.client(db) as client:
+            client.flushdb()
+        given.append(db)
+        return redis_server.url(db)
+
+    yield new_url
+    for db in given:
+        with redis_server.client(db) as client:
+            client.flushdb()
+
+
+@pytest.fixture
+def redis_url(new_redis_url) -> str:
+    """A database of the session server for this test alone."""
+    return new_redis_url()
 
 
 @pytest.fixture
 def redis_settings(redis_url) -> dict[str, Any]:
     return {"redis_url": redis_url}
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A server of the test's own, which it may stop and start again (on the same port, empty)."""
+    server = RedisProcess()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()

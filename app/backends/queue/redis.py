@@ -20,7 +20,7 @@ class RedisHueyQueue(HueyQueue):
 
     def __init__(self, server: RedisServer):
         huey = RedisHuey(name="pinhole", results=False, connection_pool=server.pool, blocking=False)
-        super().__init__(huey, f"huey on redis {server.label}")  # what `main.py worker` prints
+        super().__init__(huey, f"huey on redis {server.label}")
         self.server = server
 
     def enqueue(self, name: str, *args: Any, delay: float | None = None) -> None:
