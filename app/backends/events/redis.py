@@ -35,17 +35,13 @@ class RedisSubscription(Subscription):
         self.owner = owner
         self.inbox = inbox
         self.channels = channels
-        self._closed = threading.Event()
+        self.closed = False  # guarded by the owner's lock
 
     def get(self, timeout: float) -> tuple[str, Any] | None:
         return self.inbox.get(timeout)
 
     def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self.inbox.close()
-        self.owner._release(self.channels)
+        self.owner._close(self)
 
 
 class RedisEvents(Events):
@@ -98,7 +94,7 @@ class RedisEvents(Events):
         self._stop.set()
         with self._cond:
             pubsub, listener = self._pubsub, self._listener
-        pubsub.close()  # wakes the listener from its read
+        pubsub.close()  # wakes the listener from a read; from an idle wait it sees the stop within LISTEN_SECONDS
         if listener is not None:
             listener.join(LISTEN_SECONDS + 1)
 
@@ -111,9 +107,13 @@ class RedisEvents(Events):
             self._asked.update(channels)
             self._unanswered.update(channels)
 
-    def _release(self, channels: list[str]) -> None:
+    def _close(self, sub: RedisSubscription) -> None:
         with self._cond:
-            self._release_locked(channels)
+            if sub.closed:
+                return
+            sub.closed = True
+            sub.inbox.close()
+            self._release_locked(sub.channels)
 
     def _release_locked(self, channels: list[str]) -> None:
         self._wanted.subtract(channels)
