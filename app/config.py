@@ -404,18 +404,18 @@ def _check_redis(config: Config, where: str, origins: dict[tuple[str, str], str]
                     f"(this section says {body.backend!r}); remove it or set backend = 'redis'"
                 )
             continue
-        key = f"[{section}] redis_url" if body.redis_url else "[redis] url"
-        origin = origins.get((section, "redis_url") if body.redis_url else ("redis", "url"), where)
         url = redis_url(config, section)
         if not url.strip():
-            origin = origins.get((section, "backend"), where)
             raise ConfigError(
-                f"{origin}: [{section}] backend = 'redis' needs a server: set [redis] url "
-                '(e.g. url = "redis://127.0.0.1:6379/0")'
+                f"{origins.get((section, 'backend'), where)}: [{section}] backend = 'redis' needs a server: "
+                'set [redis] url (e.g. url = "redis://127.0.0.1:6379/0")'
             )
         problem = redis_url_problem(url)
         if problem:
-            raise ConfigError(f"{origin}: {key} = {mask_dsn(url)!r} is not a Redis URL: {problem}")
+            key = (section, "redis_url") if body.redis_url else ("redis", "url")
+            raise ConfigError(
+                f"{origins.get(key, where)}: [{key[0]}] {key[1]} = {mask_dsn(url)!r} is not a Redis URL: {problem}"
+            )
 
 
 def redis_url_problem(url: str) -> str | None:
