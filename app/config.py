@@ -16,6 +16,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 ENV_PREFIX = "PINHOLE_"
 DEFAULT_PATH = "config.toml"
@@ -88,11 +89,13 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    backend: Literal["disk", "memcached"] = "disk"
+    backend: Literal["disk", "memcached", "redis"] = "disk"
     size_limit_mb: int = 256
     default_ttl_seconds: int = 300
     # memcached: "host:port" of each server; keys are spread over them (rendezvous hashing).
     servers: list[str] = field(default_factory=list)
+    # backend = "redis": this section's own Redis server, instead of [redis] url.
+    redis_url: str = field(default="", metadata={"dsn": True})
 
 
 @dataclass(frozen=True)
@@ -122,32 +125,50 @@ class MediaConfig:
 
 @dataclass(frozen=True)
 class FeedsConfig:
-    backend: Literal["sql"] = "sql"
+    backend: Literal["sql", "redis"] = "sql"
     # Each home feed keeps this many newest post ids (Pixelfed keeps 400).
     max_items: int = 800
     # Followers handled by one fan-out task (Instagram used 10,000).
     fanout_chunk: int = 1000
     # Accounts with at least this many followers are not fanned out: their posts are merged in when a feed is read.
     celebrity_threshold: int = 50_000
+    # backend = "redis": this section's own Redis server, instead of [redis] url.
+    redis_url: str = field(default="", metadata={"dsn": True})
 
 
 @dataclass(frozen=True)
 class SessionsConfig:
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "redis"] = "sqlite"
     lifetime_days: int = 30
+    # backend = "redis": this section's own Redis server, instead of [redis] url.
+    redis_url: str = field(default="", metadata={"dsn": True})
 
 
 @dataclass(frozen=True)
 class QueueConfig:
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "redis"] = "sqlite"
     # Huey consumer threads inside `serve`; 0 when `main.py worker` processes do the work.
     embedded_workers: int = 2
     task_retries: int = 3
+    # backend = "redis": this section's own Redis server, instead of [redis] url.
+    redis_url: str = field(default="", metadata={"dsn": True})
 
 
 @dataclass(frozen=True)
 class EventsConfig:
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "redis"] = "local"
+    # backend = "redis": this section's own Redis server, instead of [redis] url.
+    redis_url: str = field(default="", metadata={"dsn": True})
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """The Redis server of every section whose backend is "redis" (unless the section names its own redis_url)."""
+
+    # redis://[[user]:password@]host[:port][/db], rediss:// for TLS, or unix:///path/to/socket?db=N.
+    url: str = field(default="", metadata={"dsn": True})
+    # Seconds to connect or to wait for an answer before the server counts as unavailable.
+    timeout_seconds: int = 5
 
 
 @dataclass(frozen=True)
@@ -184,6 +205,7 @@ class Config:
     sessions: SessionsConfig = field(default_factory=SessionsConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    redis: RedisConfig = field(default_factory=RedisConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -244,6 +266,7 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("queue", "embedded_workers"): (lambda v: 0 <= v <= 32, "from 0 to 32"),
     ("queue", "task_retries"): (lambda v: 0 <= v <= 10, "from 0 to 10"),
     ("accounts", "invite_days"): (lambda v: 1 <= v <= 365, "from 1 to 365"),
+    ("redis", "timeout_seconds"): (lambda v: 1 <= v <= 60, "from 1 to 60"),
 }
 
 
@@ -298,6 +321,7 @@ def load_config(path: str | os.PathLike | None = None, environ: typing.Mapping[s
     _check_database(config.database, origins.get(("database", "servers"), where), origins)
     _check_cache(config.cache, origins.get(("cache", "servers"), origins.get(("cache", "backend"), where)))
     _check_media(config.media, origins.get(("media", "backend"), where))
+    _check_redis(config, where, origins)
     if config.events.backend == "local" and config.server.workers > 1:
         where = origins.get(("server", "workers"), where)
         raise ConfigError(
@@ -436,6 +460,58 @@ def _is_url(text: str) -> bool:
 def _origin(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+# The sections that may say backend = "redis".
+REDIS_SECTIONS = ("cache", "feeds", "sessions", "queue", "events")
+
+
+def redis_url(config: Config, section: str) -> str:
+    """The Redis server a section with backend = "redis" uses: its own redis_url, else [redis] url."""
+    return getattr(config, section).redis_url or config.redis.url
+
+
+def _check_redis(config: Config, where: str, origins: dict[tuple[str, str], str]) -> None:
+    """Every section on Redis has a server URL that redis-py can read, and redis_url only goes with "redis"."""
+    for section in REDIS_SECTIONS:
+        body = getattr(config, section)
+        if body.backend != "redis":
+            if body.redis_url:
+                raise ConfigError(
+                    f"{origins[section, 'redis_url']}: [{section}] redis_url is for backend = 'redis' "
+                    f"(this section says {body.backend!r}); remove it or set backend = 'redis'"
+                )
+            continue
+        url = redis_url(config, section)
+        if not url.strip():
+            raise ConfigError(
+                f"{origins.get((section, 'backend'), where)}: [{section}] backend = 'redis' needs a server: "
+                'set [redis] url (e.g. url = "redis://127.0.0.1:6379/0")'
+            )
+        problem = redis_url_problem(url)
+        if problem:
+            key = (section, "redis_url") if body.redis_url else ("redis", "url")
+            raise ConfigError(
+                f"{origins.get(key, where)}: [{key[0]}] {key[1]} = {mask_dsn(url)!r} is not a Redis URL: {problem}"
+            )
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why redis-py cannot use this URL, or None. Stricter than redis-py, which reads "/abc" as database 0."""
+    from redis.connection import parse_url  # only on sites that use Redis
+
+    try:
+        parts = parse_url(url)
+    except ValueError as exc:
+        return str(exc)
+    if "path" in parts:  # unix:///path?db=N: the database is in the query, checked by parse_url
+        return None
+    if not parts.get("host"):
+        return "it names no host (redis://HOST:6379/0)"
+    path = urlparse(url).path.removeprefix("/")
+    if path and not (path.isascii() and path.isdigit()):
+        return f"the database after the host must be a number like /0 (got /{path})"
+    return None
 
 
 def _section_types() -> dict[str, type]:

@@ -10,11 +10,12 @@ Adding a backend (say Redis for the cache), once the app supports it:
    `[cache] backend = "redis"`).
 2. If it needs settings beyond `backend` (a server address, a bucket), start a throwaway server in
    a pytest fixture (in tests/contract/conftest.py or a shared conftest), and name that fixture
-   in `SERVER_FIXTURES[("cache", "redis")] = "redis_server"`. The fixture returns a dict of keys
-   for the seam's config section, e.g. `{"url": "redis://127.0.0.1:54321/0"}`; it must give
+   in `SERVER_FIXTURES[("cache", "redis")] = "redis_settings"`. The fixture returns a dict of keys
+   for the seam's config section, e.g. `{"redis_url": "redis://127.0.0.1:54321/3"}`; it must give
    each test a clean namespace (flush the db, or a fresh key prefix/bucket), and, where the
    binary is missing, skip with how to install it, or fail when CI=true (see ladder.md).
-3. If it expires keys by itself, add it to `KV_NATIVE_EXPIRY` (kv only). A database backend whose
+3. If it expires keys by itself, add it to `KV_NATIVE_EXPIRY` (kv only); if its events reach other
+   processes, to `EVENTS_SHARED` (events only). A database backend whose
    `snapshot()`/`restore()` make and load a backup file goes in `DATABASE_SNAPSHOTS`; the others
    must raise NotSupported naming the tool to use instead (tested for them).
 4. Run `python -m pytest tests/contract`: the backend is done when every test passes for it.
@@ -37,12 +38,12 @@ from app.config import Config, load_config, prepare_data_dir
 
 BACKENDS: dict[str, list[str]] = {
     "database": ["sqlite", "postgres/one-server", "postgres/two-servers", "postgres/pgbouncer"],
-    "cache": ["disk", "memcached"],
+    "cache": ["disk", "memcached", "redis"],
     "blobs": ["local", "s3"],
-    "feeds": ["sql"],
-    "queue": ["sqlite"],
-    "kv": ["sqlite"],
-    "events": ["local"],
+    "feeds": ["sql", "redis"],
+    "queue": ["sqlite", "redis"],
+    "kv": ["sqlite", "redis"],
+    "events": ["local", "redis"],
 }
 
 # seam -> (its config.toml section, its attribute on Backends)
@@ -63,10 +64,19 @@ SERVER_FIXTURES: dict[tuple[str, str], str] = {
     ("database", "postgres/pgbouncer"): "postgres_behind_pgbouncer",
     ("cache", "memcached"): "memcached_servers",
     ("blobs", "s3"): "s3_server",
+    # A database of its own on the session's redis-server, as the section's redis_url (tests/server_redis.py).
+    ("cache", "redis"): "redis_settings",
+    ("feeds", "redis"): "redis_settings",
+    ("queue", "redis"): "redis_settings",
+    ("kv", "redis"): "redis_settings",
+    ("events", "redis"): "redis_settings",
 }
 
 # kv backends whose store drops expired keys itself; their purge_expired() finds nothing to do.
-KV_NATIVE_EXPIRY: set[str] = set()
+KV_NATIVE_EXPIRY: set[str] = {"redis"}
+
+# events backends that reach subscribers in other processes (another Backends built from the same config).
+EVENTS_SHARED: set[str] = {"redis"}
 
 # database backends whose snapshot()/restore() make and load a backup file (postgres: pg_dump's job).
 DATABASE_SNAPSHOTS: set[str] = {"sqlite"}

@@ -19,6 +19,13 @@ from app.web.app import create_app
 from tests.backends import make_config
 from tests.rungs import rung_sections
 from tests.server_memcached import memcached_processes, memcached_servers  # noqa: F401 (fixtures)
+from tests.server_redis import (  # noqa: F401 (fixtures)
+    new_redis_url,
+    own_redis,
+    redis_server,
+    redis_settings,
+    redis_url,
+)
 from tests.server_s3 import s3_server, seaweedfs  # noqa: F401 (fixtures)
 from tests.servers import (  # noqa: F401 (fixtures)
     pgbouncers,

@@ -1,8 +1,9 @@
 """Which rung of the ladder the functional tests run on: `PINHOLE_TEST_RUNG=top` moves every site they make.
 
 Rung 0 (the default) is the appliance: SQLite, diskcache, Huey on SQLite, local photos. The top rung is every
-backend of the ladder at once, each on servers the tests start themselves (tests/servers*.py): the logical shards
-split over two PostgreSQL servers, and the other seams per TOP_RUNG below. The tests do not change: the sites they
+backend of the ladder at once, each on servers the tests start themselves (tests/server*.py): the logical shards
+split over two PostgreSQL servers, memcached, S3 (SeaweedFS) per TOP_RUNG below, and sessions, feeds, the queue and
+live events in Redis (a database of its own for each site). The tests do not change: the sites they
 build (tests/conftest.py `site_config`, `make_site`) get these sections, and the same assertions must hold.
 `make test` runs the functional tests a second time this way (FUNCTIONAL_TESTS in the Makefile).
 """
@@ -27,6 +28,7 @@ TOP_RUNG: dict[str, tuple[str, str]] = {
     "cache": ("memcached", "memcached_servers"),
     "media": ("s3", "s3_server"),
 }
+ON_REDIS = ("sessions", "feeds", "queue", "events")
 
 
 def rung_sections(request: pytest.FixtureRequest, folder: Path, sections: dict[str, Any]) -> dict[str, Any]:
@@ -43,4 +45,9 @@ def rung_sections(request: pytest.FixtureRequest, folder: Path, sections: dict[s
             base = {"logical_shards": TEST_LOGICAL_SHARDS} if section == "database" else {}
             settings = settings(folder, {**base, **own})
         moved[section] = {**settings, **own, "backend": backend}
+    on_redis = [section for section in ON_REDIS if moved.get(section, {}).get("backend") in (None, "redis")]
+    if on_redis:
+        moved.setdefault("redis", {}).setdefault("url", request.getfixturevalue("new_redis_url")())
+        for section in on_redis:
+            moved.setdefault(section, {})["backend"] = "redis"
     return moved

@@ -4,7 +4,8 @@ never import a backend module; each backend module is imported here only when co
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from app.backends.blobs.base import BlobStore
 from app.backends.cache.base import Cache
@@ -13,9 +14,16 @@ from app.backends.events.base import Events
 from app.backends.feeds.base import FeedStore
 from app.backends.kv.base import KeyValueStore
 from app.backends.queue.base import Queue
-from app.config import Config, ConfigError
+from app.config import Config, ConfigError, redis_url
+
+if TYPE_CHECKING:
+    from app.backends.redis_server import RedisServer
 
 log = logging.getLogger("pinhole.backends")
+
+
+class Closeable(Protocol):
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -27,6 +35,8 @@ class Backends:
     queue: Queue
     kv: KeyValueStore
     events: Events
+    # Connection pools that several backends share (one per Redis server); closed after the backends.
+    pools: list[Closeable] = field(default_factory=list)
 
     def checks(self) -> dict[str, tuple[bool, str]]:
         """Each backend's health: (ok, what was found or what went wrong)."""
@@ -39,7 +49,8 @@ class Backends:
         return results
 
     def close(self) -> None:
-        for closer in (self.cache.close, self.kv.close, self.events.close, self.db.close):
+        closers = [self.cache.close, self.kv.close, self.events.close, self.db.close]
+        for closer in closers + [pool.close for pool in self.pools]:
             try:
                 closer()
             except Exception:
@@ -78,11 +89,24 @@ def build_backends(config: Config) -> Backends:
         blobs = S3BlobStore(config.media, config.source)  # refuses a missing bucket or bad credentials
 
     db = build_database(config)
+    servers: dict[str, RedisServer] = {}  # one connection pool per Redis server, whichever seams use it
+
+    def redis_server(section: str) -> RedisServer:
+        from app.backends.redis_server import RedisServer
+
+        url = redis_url(config, section)
+        if url not in servers:
+            servers[url] = RedisServer(url, config.redis.timeout_seconds)
+        return servers[url]
 
     if config.cache.backend == "disk":
         from app.backends.cache.disk import DiskCache
 
         cache: Cache = DiskCache(data / "cache", config.cache.size_limit_mb * 1024 * 1024)
+    if config.cache.backend == "redis":
+        from app.backends.cache.redis import RedisCache
+
+        cache = RedisCache(redis_server("cache"))
 
     if config.cache.backend == "memcached":
         from app.backends.cache.memcached import MemcachedCache
@@ -93,20 +117,38 @@ def build_backends(config: Config) -> Backends:
         from app.backends.feeds.sql import SqlFeedStore
 
         feeds: FeedStore = SqlFeedStore(db, config.feeds.max_items)
+    if config.feeds.backend == "redis":
+        from app.backends.feeds.redis import RedisFeedStore
+
+        feeds = RedisFeedStore(redis_server("feeds"), config.feeds.max_items)
 
     if config.queue.backend == "sqlite":
         from app.backends.queue.sqlite import sqlite_queue
 
         queue: Queue = sqlite_queue(data / "queue.sqlite3", config.database.busy_timeout_ms)
+    if config.queue.backend == "redis":
+        from app.backends.queue.redis import RedisHueyQueue
+
+        queue = RedisHueyQueue(redis_server("queue"))
 
     if config.sessions.backend == "sqlite":
         from app.backends.kv.sqlite import SqliteKeyValueStore
 
         kv: KeyValueStore = SqliteKeyValueStore(data / "state.sqlite3", config.database.busy_timeout_ms)
+    if config.sessions.backend == "redis":
+        from app.backends.kv.redis import RedisKeyValueStore
+
+        kv = RedisKeyValueStore(redis_server("sessions"))
 
     if config.events.backend == "local":
         from app.backends.events.local import LocalEvents
 
         events: Events = LocalEvents()
+    if config.events.backend == "redis":
+        from app.backends.events.redis import RedisEvents
 
-    return Backends(db=db, cache=cache, blobs=blobs, feeds=feeds, queue=queue, kv=kv, events=events)
+        events = RedisEvents(redis_server("events"))
+
+    return Backends(
+        db=db, cache=cache, blobs=blobs, feeds=feeds, queue=queue, kv=kv, events=events, pools=list(servers.values())
+    )

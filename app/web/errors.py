@@ -14,6 +14,7 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 
 from app.backends.database.base import DatabaseUnavailable
+from app.backends.redis_server import RedisUnavailable
 from app.errors import UserError
 from app.web.deps import LoginRequired, provide_viewer, wants_json
 
@@ -73,6 +74,12 @@ def database_unavailable(request: Request, exc: DatabaseUnavailable) -> Response
     return _answer(request, 503, MESSAGES[503])
 
 
+def redis_unavailable(request: Request, exc: RedisUnavailable) -> Response:
+    """A Redis server (sessions, rate limits, feeds, queue) is down: the same 503 as a database server."""
+    log.warning("redis unavailable: %s", exc, extra={"path": request.url.path})
+    return _answer(request, 503, MESSAGES[503])
+
+
 def server_error(request: Request, exc: Exception) -> Response:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error("unhandled error", exc_info=exc, extra={"request_id": request_id, "path": request.url.path})
@@ -83,6 +90,7 @@ HANDLERS = {
     UserError: user_error,
     LoginRequired: login_required,
     DatabaseUnavailable: database_unavailable,
+    RedisUnavailable: redis_unavailable,
     HTTPException: http_error,
     Exception: server_error,
 }

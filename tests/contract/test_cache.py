@@ -10,6 +10,7 @@ import zlib
 
 import apsw
 import pytest
+import redis
 
 JSON_VALUES = [
     {"user": 1, "tags": ["a", "b"], "nested": {"ok": True}},
@@ -163,6 +164,14 @@ def _stored_payloads(cache_name: str, cache) -> list[bytes]:
     """The raw stored values, read past the backend as an attacker with its storage would."""
     if cache_name == "memcached":
         return _memcached_payloads(cache.servers)
+    if cache_name == "redis":  # the test's database holds nothing else
+        raw = redis.Redis.from_url(cache.server.url)
+        try:
+            keys = list(raw.scan_iter("*"))
+            assert all(raw.ttl(key) > 0 for key in keys), "a cache entry without an expiry lives forever"
+            return [raw.get(key) for key in keys]
+        finally:
+            raw.close()
     if cache_name != "disk":
         raise NotImplementedError(f"add how to read {cache_name!r}'s raw stored values to this test")
     mode = stat.S_IMODE(cache.directory.stat().st_mode)

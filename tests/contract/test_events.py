@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from tests.backends import EVENTS_SHARED
+
 
 def test_a_subscriber_gets_what_is_published(events):
     with events.subscribe(["user:1"]) as sub:
@@ -89,6 +91,18 @@ def test_a_slow_subscriber_does_not_block_the_publisher(events):
         # Once it catches up, it hears new messages again.
         events.publish("user:1", "fresh")
         assert stuck.get(timeout=2) == ("user:1", "fresh")
+
+
+def test_another_node_hears_a_shared_bus_and_never_a_local_one(events, build, events_name):
+    # Two Backends from the same config, as two app nodes (or a worker and a web server) of one site.
+    other = build("events", events_name).events
+    with events.subscribe(["user:1"]) as here, other.subscribe(["user:1"]) as there:
+        other.publish("user:1", {"from": "the other node"})
+        assert there.get(timeout=2) == ("user:1", {"from": "the other node"})
+        if events_name in EVENTS_SHARED:
+            assert here.get(timeout=2) == ("user:1", {"from": "the other node"})
+        else:  # why [server] workers must stay 1 with this backend
+            assert here.get(timeout=0.3) is None
 
 
 def test_check_reports_the_bus(events):

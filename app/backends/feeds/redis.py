@@ -1,0 +1,81 @@
+"""Rung 2+: each home feed as a Redis sorted set, `feed:<user id>`.
+
+Post ids are 63 bits and a sorted set's score is a double (53 bits), so the score cannot be the id: two posts made
+in the same few milliseconds would tie, and a cursor could skip one. Every member has score 0 instead and is the id
+as 19 zero-padded digits; Redis orders members of equal score bytewise, which for fixed-width digits is numeric
+order. Pages read with ZREVRANGEBYLEX (an exclusive cursor, LIMIT; Redis 2.8.9+, unlike ZRANGE ... BYLEX REV):
+exact, and O(log n) to find the cursor.
+
+Adding a post is ZADD (idempotent) then ZREMRANGEBYRANK down to max_items, both for every follower of a chunk in
+one MULTI/EXEC transaction: one round trip per PIPELINE_USERS followers, and no reader ever sees a feed past the
+cap (exact at all times, where the SQL store trims on about one add in 16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from app import ids
+from app.backends.feeds.base import FeedStore
+from app.backends.redis_server import RedisServer
+
+# Followers written per round trip (a fan-out task of [feeds] fanout_chunk = 1000 is one); bounds how long one
+# transaction holds the server.
+PIPELINE_USERS = 1000
+_DIGITS = len(str(ids.MAX_ID))
+
+
+def _member(post_id: int) -> str:
+    return f"{post_id:0{_DIGITS}d}"
+
+
+def _key(user_id: int) -> str:
+    return f"feed:{user_id}"
+
+
+def _batches(user_ids: Iterable[int]) -> Iterable[list[int]]:
+    users = sorted(set(user_ids))
+    for start in range(0, len(users), PIPELINE_USERS):
+        yield users[start : start + PIPELINE_USERS]
+
+
+class RedisFeedStore(FeedStore):
+    def __init__(self, server: RedisServer, max_items: int):
+        self.server = server
+        self.max_items = max_items
+
+    def add(self, post_id: int, user_ids: Iterable[int]) -> None:
+        entry = {_member(post_id): 0}
+        for batch in _batches(user_ids):
+            with self.server.client() as r:
+                pipe = r.pipeline(transaction=True)
+                for user_id in batch:
+                    pipe.zadd(_key(user_id), entry)
+                    pipe.zremrangebyrank(_key(user_id), 0, -self.max_items - 1)  # all but the newest max_items
+                pipe.execute()
+
+    def remove(self, user_id: int, post_ids: Iterable[int]) -> None:
+        members = sorted({_member(p) for p in post_ids})
+        if members:
+            with self.server.client() as r:
+                r.zrem(_key(user_id), *members)
+
+    def remove_post(self, post_id: int, user_ids: Iterable[int]) -> None:
+        member = _member(post_id)
+        for batch in _batches(user_ids):
+            with self.server.client() as r:
+                pipe = r.pipeline(transaction=False)
+                for user_id in batch:
+                    pipe.zrem(_key(user_id), member)
+                pipe.execute()
+
+    def page(self, user_id: int, before: int | None, limit: int) -> list[int]:
+        if limit <= 0 or (before is not None and before <= 0):
+            return []
+        top = "+" if before is None or before > ids.MAX_ID else f"({_member(before)}"
+        with self.server.client() as r:
+            members = r.zrevrangebylex(_key(user_id), top, "-", start=0, num=limit)
+        return [int(m) for m in members]
+
+    def check(self) -> str:
+        return f"{self.server.check()}: sorted sets capped at {self.max_items} per user"
