@@ -14,19 +14,20 @@ import httpx
 
 from tests.backends import make_config
 from tests.conftest import PASSWORD
-from tests.procs import http_sign_up, procs, run_cli, wait_for  # noqa: F401 (fixture)
+from tests.procs import form_token, http_sign_up, procs, run_cli, wait_for  # noqa: F401 (fixture)
 from tests.rungs import rung_sections
 from tests.server_nginx import nginx  # noqa: F401 (fixture)
 from tests.test_serve import GENEROUS_LIMITS, assert_avatar_served, avatar_src, upload_avatar
 
 
-def node_config(request, folder) -> str:
+def node_config(request, folder, **sections) -> str:
     """The site's config.toml as every node reads it: the worker node runs the queue (no embedded workers), and
     nginx on this machine is the trusted proxy."""
     sections = {
         "queue": {"embedded_workers": 0},
         "limits": GENEROUS_LIMITS,
         "server": {"trusted_proxies": ["127.0.0.1"]},
+        **sections,
     }
     return str(make_config(folder, **rung_sections(request, folder, sections)).source)
 
@@ -60,3 +61,31 @@ def test_two_app_nodes_and_a_worker_node_behind_nginx(request, tmp_path, procs, 
     nodes[0].kill_group()  # a node dies: nginx sends everything to the other
     for _ in range(4):
         assert httpx.get(f"{base}/@nadia", timeout=10).status_code == 200
+
+
+def next_event(lines, name: str) -> dict:
+    """The data of the next server-sent event called `name` on a stream's lines."""
+    event = None
+    for line in lines:
+        if line.startswith("event:"):
+            event = line.partition(":")[2].strip()
+        elif line.startswith("data:") and event == name:
+            return json.loads(line.partition(":")[2])
+    raise AssertionError(f"the stream ended before a {name!r} event")
+
+
+def test_live_events_cross_app_nodes_through_redis(request, tmp_path, procs, new_redis_url):  # noqa: F811
+    """A follow made on node B reaches, as it happens, the page the followed person has open on node A."""
+    config = node_config(request, tmp_path, events={"backend": "redis"}, redis={"url": new_redis_url()})
+    assert run_cli("migrate", config=config).returncode == 0
+    node_a, node_b = procs.serve(config), procs.serve(config)
+    with (
+        closing(http_sign_up(node_a.url, "ines", PASSWORD)) as ines,
+        closing(http_sign_up(node_b.url, "otto", PASSWORD)) as otto,
+    ):
+        with ines.stream("GET", "/events", timeout=20) as stream:
+            lines = stream.iter_lines()
+            assert next_event(lines, "notifications")["unread"] == 0  # the count when the page opened
+            token = form_token(otto, "/@ines")
+            assert otto.post("/@ines/follow", data={"_csrf_token": token}).status_code == 303
+            assert next_event(lines, "notifications")["unread"] == 1

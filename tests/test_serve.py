@@ -119,7 +119,8 @@ def avatar_src(base_url: str, username: str) -> str | None:
 
 
 def assert_avatar_served(base_url: str, src: str) -> None:
-    r = httpx.get(f"{base_url}{src}")
+    """The avatar's bytes: from the app on local storage, or where it redirects to on S3."""
+    r = httpx.get(f"{base_url}{src}", follow_redirects=True)
     assert r.status_code == 200
     assert r.headers["content-type"] == "image/webp"
     assert r.content[:4] == b"RIFF" and r.content[8:12] == b"WEBP"
