@@ -3,8 +3,9 @@
 #   make venv                  create .venv from requirements.lock (re-run when the lock changes)
 #   make run                   create .venv if needed, migrate, serve
 #   make run CONFIG=my.toml    the same with another config file
-#   make test                  install the test tools too, run pytest
-#   make test PYTEST_ARGS='-k feed -x'
+#   make test                  install the test tools too, run the suite on rung 0, then the functional tests on the
+#                              top rung (Postgres x2, Redis, memcached, S3, nginx: tests/rungs.py)
+#   make test PYTEST_ARGS='-k feed -x'   (both passes get PYTEST_ARGS; TOP_RUNG_TESTS= skips the second)
 #   make bench                 run every scaling/bench/bench_*.py
 #   make lock                  re-resolve requirements*.lock from pyproject.toml
 #   make clean                 remove .venv and caches (never storage/)
@@ -14,6 +15,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CONFIG ?=
 PYTEST_ARGS ?=
+# Both cores: each test file runs whole on one pytest worker (its module-scoped servers are started once).
+PARALLEL ?= -n auto --dist loadfile
+# The functional tests (accounts, photos, social, visibility, nodes, the client API) again on the top rung.
+TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py tests/test_media_serving.py \
+	tests/test_social.py tests/test_feed.py tests/test_interactions.py tests/test_notifications.py tests/test_tags.py \
+	tests/test_discover.py tests/test_visibility_matrix.py tests/test_live.py tests/test_nodes.py
 BENCH_ARGS ?=
 
 CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG))
@@ -54,10 +61,16 @@ run: venv
 	$(PY) main.py serve $(CONFIG_ARG)
 
 # pytest's own exit code is kept in $(VENV)/.pytest-exit, since make reports any failing recipe as 2 (.ci/run reads it).
+# The first failing pass's code is kept.
 test: test-deps
 	@rm -f $(VENV)/.pytest-exit
-	@echo "$(PY) -m pytest $(PYTEST_ARGS)"
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-exit; exit $$rc
+	@echo "$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS)"
+	@$(PY) -m pytest $(PARALLEL) $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/.pytest-exit; \
+	if [ -n "$(strip $(TOP_RUNG_TESTS))" ]; then \
+		echo "PINHOLE_TEST_RUNG=top $(PY) -m pytest $(PARALLEL) $(TOP_RUNG_TESTS) $(PYTEST_ARGS)"; \
+		PINHOLE_TEST_RUNG=top $(PY) -m pytest $(PARALLEL) $(TOP_RUNG_TESTS) $(PYTEST_ARGS); top=$$?; \
+		if [ $$rc -eq 0 ]; then rc=$$top; echo $$rc > $(VENV)/.pytest-exit; fi; \
+	fi; exit $$rc
 
 bench: venv
 	$(PY) scaling/bench/run.py $(BENCH_ARGS)
