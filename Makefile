@@ -17,8 +17,9 @@ CONFIG ?=
 PYTEST_ARGS ?=
 # Both cores: each test file runs whole on one pytest worker (its module-scoped servers are started once).
 PARALLEL ?= -n auto --dist loadfile
-# The functional tests (accounts, photos, social, visibility, nodes, the client API) again on the top rung.
-TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py tests/test_media_serving.py \
+# The functional tests (accounts, photos, social, visibility, nodes, the client API) again on the top rung
+# (test_media_serving is the local media route's own; photos on S3 have tests/test_s3*.py).
+TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py \
 	tests/test_social.py tests/test_feed.py tests/test_interactions.py tests/test_notifications.py tests/test_tags.py \
 	tests/test_discover.py tests/test_visibility_matrix.py tests/test_live.py tests/test_nodes.py
 BENCH_ARGS ?=

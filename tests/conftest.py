@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
@@ -116,6 +117,14 @@ def make_site(request, tmp_path):
 def another_browser(client: TestClient) -> TestClient:
     """A second browser (own cookies) on the same running app; it does not run the app's lifespan."""
     return TestClient(client.app, base_url=str(client.base_url))
+
+
+def fetch_media(client: TestClient, url: str) -> httpx.Response:
+    """A media URL as a browser gets it: served by the app, or (photos on S3) where the app redirects it."""
+    answer = client.get(url, follow_redirects=False)
+    if answer.status_code in (302, 307) and answer.headers["location"].startswith("http"):
+        return httpx.get(answer.headers["location"])
+    return answer
 
 
 def all_rows(ctx: Context, table: str, where: str = "", params: tuple = ()) -> list[dict]:

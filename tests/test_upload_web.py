@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from tests.conftest import TESTDATA, all_rows, csrf_token, log_in, post_form, sign_up
+from tests.conftest import TESTDATA, all_rows, csrf_token, fetch_media, log_in, post_form, sign_up
 
 GOOD = TESTDATA / "good"
 FLOWER = (GOOD / "flower.jpg").read_bytes()
@@ -121,7 +121,7 @@ def test_two_photos_become_a_post(ctx, ana):
     assert "Jardin des Plantes" in text and "openstreetmap.org/?mlat=48.84370&amp;mlon=2.35960" in text
     # Every image the page names is served.
     for url in set(re.findall(r"/media/posts/[^\s\"]+", text)):
-        served = ana.get(url)
+        served = fetch_media(ana, url)
         assert served.status_code == 200 and served.headers["content-type"].startswith("image/"), url
 
 
