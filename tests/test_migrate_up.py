@@ -167,6 +167,10 @@ def test_a_rung0_site_moves_onto_new_backends_row_for_row_and_serves_the_same_pa
     assert new_pages.keys() == old_pages.keys()
     for path, page in old_pages.items():
         assert new_pages[path] == page, f"{path} differs:\n{changes(page, new_pages[path])}"
+    if kind == "postgres":  # and on from Postgres, a shard per place, to yet another install
+        onward = make_config(tmp_path / "onward", **SECTIONS)
+        assert migrate_up(new, onward).ok
+        assert everything(onward) == everything(new)  # (signing in to read notifications changed a row on both)
 
 
 class Interrupt(Exception):

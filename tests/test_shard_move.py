@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from app.backends.database.base import DatabaseUnavailable
 from app.backends.database.postgres import PostgresDatabase, schema_of
 from app.backends.factory import build_database
 from app.config import load_config
@@ -355,3 +356,21 @@ def test_a_switch_that_fails_on_the_old_server_leaves_the_shard_there(site, post
         assert db.server_of(MOVED) is db.primaries[0]
     finally:
         db.close()
+
+
+def test_a_read_that_the_switch_overtakes_is_told_to_try_again(site, postgres_clusters):
+    """A read transaction still running on the old server when the shard's schema is renamed away: a 503 that says
+    to try again (the next transaction finds the shard where it went), not a missing-table error."""
+    config = config_of(site)
+    old = config.database.servers[0].dsn
+    cluster, dbname = cluster_of(old, postgres_clusters), dbname_of(old)
+    db = build_database(config)
+    try:
+        with pytest.raises(DatabaseUnavailable, match=f"logical shard {MOVED} moved to another server meanwhile"):
+            with db.read(MOVED) as conn:
+                assert conn.value("SELECT count(*) FROM users") > 0
+                cluster.sql(f"ALTER SCHEMA {schema_of(MOVED)} RENAME TO {schema_of(MOVED)}_moved", dbname)
+                conn.value("SELECT count(*) FROM users")
+    finally:
+        db.close()
+        cluster.sql(f"ALTER SCHEMA {schema_of(MOVED)}_moved RENAME TO {schema_of(MOVED)}", dbname)
