@@ -88,7 +88,8 @@ def _message(payload: dict) -> ServerSentEventMessage:
 async def _stream(ctx: Context, viewer: User, app: Litestar) -> AsyncIterator[ServerSentEventMessage]:
     closing: threading.Event = app.state["live_closing"]
     limiter: anyio.CapacityLimiter = app.state["live_limiter"]
-    subscription = ctx.backends.events.subscribe([notifications.channel(viewer.id)])
+    # Off the event loop: on Redis, subscribing waits for the server's confirmation.
+    subscription = await anyio.to_thread.run_sync(ctx.backends.events.subscribe, [notifications.channel(viewer.id)])
     try:
         unread = await anyio.to_thread.run_sync(notifications.unread_count, ctx, viewer.id)
         first = _message({"type": "notifications", "unread": unread})
