@@ -79,6 +79,7 @@ class Media:
     dominant_color: str | None
     camera: dict  # whitelisted camera facts, {} if none
     urls: dict[str, dict[str, str]]  # urls["1080"]["webp"] == "/media/posts/..."; {} while processing
+    focus: tuple[float, float] | None = None  # the focal point (x, y), each -1..1, when one was set
 
 
 @dataclass(frozen=True)
@@ -336,7 +337,16 @@ def _media(row: dict) -> Media:
         camera=json.loads(row["camera"]) if row["camera"] else {},
         # Always through the app's media route, which applies the post's visibility.
         urls={size: {fmt: f"/media/{key}" for fmt, key in keys.items()} for size, keys in renditions.items()},
+        focus=parse_focus(row["focus"]),
     )
+
+
+def parse_focus(text: str | None) -> tuple[float, float] | None:
+    """A stored focal point "x,y" as numbers (None when unset)."""
+    if not text:
+        return None
+    x, y = text.split(",")
+    return float(x), float(y)
 
 
 def media_keys(post: Post) -> set[str]:
