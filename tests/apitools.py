@@ -75,3 +75,44 @@ def issue_token(ctx: Context, username: str, scopes: str = ALL) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+class Api:
+    """One user's app: requests with their bearer token against a TestClient, and the queue run in between."""
+
+    def __init__(self, ctx: Context, client, username: str, scopes: str = ALL):
+        self.ctx, self.client = ctx, client
+        self.token = issue_token(ctx, username, scopes)
+        self.user = oauth.authenticate(ctx, self.token).user
+        self.id = str(self.user.id)
+
+    def __call__(self, method: str, path: str, **kwargs):
+        return self.client.request(method, path, headers={**bearer(self.token), **kwargs.pop("headers", {})}, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs):
+        return self("POST", path, **kwargs)
+
+    def ok(self, method: str, path: str, **kwargs):
+        """The JSON of a 200 answer (asserted)."""
+        response = self(method, path, **kwargs)
+        assert response.status_code == 200, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json()
+
+    def upload(self, photo, description: str = "", focus: str | None = None) -> dict:
+        """Upload a photo file and run the queue: the ready MediaAttachment."""
+        data = {"description": description, **({"focus": focus} if focus else {})}
+        response = self.post(
+            "/api/v2/media", files={"file": ("photo.jpg", photo.read_bytes(), "image/jpeg")}, data=data
+        )
+        assert response.status_code == 202, response.text
+        self.ctx.backends.queue.run_pending()
+        return self.ok("GET", f"/api/v1/media/{response.json()['id']}")
+
+    def post_status(self, photos: list, text: str = "", **fields) -> dict:
+        media_ids = [self.upload(photo)["id"] for photo in photos]
+        status = self.ok("POST", "/api/v1/statuses", data={"status": text, "media_ids[]": media_ids, **fields})
+        self.ctx.backends.queue.run_pending()  # fan-out and indexing
+        return status

@@ -9,12 +9,21 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
-from app.api import accounts, oauth
+from app.api import accounts, instance, media, notifications, oauth, search, statuses, timelines
 from app.api.base import EXCEPTION_HANDLERS, enforce_scopes, provide_caller, provide_fields
 
 api_router = Router(
     path="/",
-    route_handlers=[oauth.create_app, *accounts.ROUTES],
+    route_handlers=[
+        oauth.create_app,
+        *instance.ROUTES,
+        *accounts.ROUTES,
+        *media.ROUTES,
+        *statuses.ROUTES,
+        *timelines.ROUTES,
+        *notifications.ROUTES,
+        *search.ROUTES,
+    ],
     guards=[enforce_scopes],
     dependencies={"caller": Provide(provide_caller, sync_to_thread=False), "fields": Provide(provide_fields)},
     exception_handlers=EXCEPTION_HANDLERS,
@@ -24,4 +33,4 @@ api_router = Router(
     tags=["Mastodon client API"],
 )
 
-ROUTERS = [api_router, oauth.router]
+ROUTERS = [api_router, oauth.router, *instance.WELL_KNOWN]

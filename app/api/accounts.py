@@ -79,8 +79,8 @@ def update_credentials(ctx: CtxDep, caller: CallerDep, fields: FieldsDep) -> dic
 def lookup(request: Request, ctx: CtxDep, caller: CallerDep, acct: FromQuery[str] = "") -> dict[str, Any]:
     """An account by its name (`ana`, `@ana` or `ana@this.host`)."""
     name, _, host = acct.strip().lstrip("@").partition("@")
-    here = urlsplit(ctx.config.public_url).hostname
-    if host and host.lower() not in (here, request.url.hostname):
+    public, asked = urlsplit(ctx.config.public_url), request.url
+    if host and host.lower() not in (public.netloc, public.hostname, asked.netloc, asked.hostname):
         raise NotFound(RECORD_NOT_FOUND)
     user = accounts.find_user(ctx, name[:64])
     if user is None:
@@ -94,12 +94,9 @@ def relationships(request: Request, ctx: CtxDep, caller: CallerDep) -> list[dict
     me = caller.me
     texts = request.query_params.getall("id[]", []) + request.query_params.getall("id", [])
     wanted = [i for text in texts[:LIST_MAX] if (i := ids.parse(text)) is not None]
-    rels = graph.relations(ctx, me, wanted)
-    return [
-        entities.relationship(i, rels.get(i, graph.Relation()))
-        for i in dict.fromkeys(wanted)
-        if i == me.id or i in rels
-    ]
+    found = accounts.get_users(ctx, wanted)
+    rels = graph.relations(ctx, me, found)
+    return [entities.relationship(i, rels.get(i, graph.Relation())) for i in dict.fromkeys(wanted) if i in found]
 
 
 @endpoint("GET", "/api/v1/accounts/{account_id:str}", scope="read:accounts", auth="optional")

@@ -46,6 +46,7 @@ TEXT = Schema(type=OpenAPIType.STRING)
 FLAG = Schema(type=OpenAPIType.BOOLEAN)
 ID_LIST = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.STRING))
 FILE = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+OBJECT_LIST = Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT))
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,8 @@ def _with_body(properties: dict[str, Schema]) -> type[Operation]:
     content = {media_type: OpenAPIMediaType(schema=schema) for media_type in BODY_TYPES}
 
     class WithBody(Operation):
-        def __post_init__(self) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             self.request_body = RequestBody(content=content)
 
     return WithBody

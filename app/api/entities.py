@@ -17,6 +17,7 @@ from app.services.accounts import User
 from app.services.graph import Relation
 from app.services.interactions import Comment
 from app.services.posts import Post
+from app.web.routes.media import signed_path
 
 # Pinhole's notification kinds as Mastodon's types (a comment reaches its post's author as a mention).
 NOTIFICATION_TYPES = {
@@ -142,10 +143,16 @@ def _shrunk(width: int, height: int, edge: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def media_attachment(ctx: Context, media) -> dict[str, Any]:
+def media_attachment(ctx: Context, media, signed: bool) -> dict[str, Any]:
     """A MediaAttachment from a post's photo or an upload not yet posted (both carry id, alt_text, width, height,
-    blurhash, urls and focus). While processing, `url` and `preview_url` are null and there is no `meta` size."""
+    blurhash, urls and focus). While processing, `url` and `preview_url` are null and there is no `meta` size.
+    `signed`: the caller may see a photo others may not (a private account's, an upload), so its links are signed
+    for them (apps load images without cookies or tokens)."""
     ready = bool(media.urls)
+
+    def link(path: str) -> str:
+        return absolute(ctx, signed_path(ctx, path) if signed else path)
+
     meta: dict[str, Any] = {}
     if ready and media.width and media.height:
         meta["original"] = _size(media.width, media.height)
@@ -155,8 +162,8 @@ def media_attachment(ctx: Context, media) -> dict[str, Any]:
     return {
         "id": str(media.id),
         "type": "image",
-        "url": absolute(ctx, media.urls["1080"]["jpeg"]) if ready else None,
-        "preview_url": absolute(ctx, media.urls["320"]["jpeg"]) if ready else None,
+        "url": link(media.urls["1080"]["jpeg"]) if ready else None,
+        "preview_url": link(media.urls["320"]["jpeg"]) if ready else None,
         "remote_url": None,
         "preview_remote_url": None,
         "text_url": None,
@@ -211,7 +218,7 @@ def statuses(ctx: Context, posts: list[Post], viewer: User | None) -> list[dict[
         entity = _status_base(ctx, author, post.id, post.created_at, post.caption, absolute(ctx, f"/p/{post.id}"))
         entity.update(
             sensitive=post.sensitive,
-            media_attachments=[media_attachment(ctx, m) for m in post.media],
+            media_attachments=[media_attachment(ctx, m, post.author.is_private) for m in post.media],
             mentions=_mentions(ctx, post.caption, mentioned),
             tags=[{"name": t, "url": absolute(ctx, tags.tag_url(t))} for t in tags.extract_tags(post.caption)],
             favourites_count=post.like_count,
@@ -281,5 +288,6 @@ def notification(ctx: Context, item: notifications.Notification, status: dict[st
     return entity
 
 
-def tag(ctx: Context, name: str, history: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"name": name, "url": absolute(ctx, tags.tag_url(name)), "history": history or [], "following": False}
+def tag(ctx: Context, name: str) -> dict[str, Any]:
+    """A Tag. Pinhole keeps no per-day counts, so `history` is empty."""
+    return {"name": name, "url": absolute(ctx, tags.tag_url(name)), "history": [], "following": False}

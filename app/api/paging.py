@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response
 
 from app import ids
-from app.errors import UserError
+from app.api.base import BadRequest
 
 T = TypeVar("T")
 MIN_ID_READS = 2000
@@ -51,7 +51,7 @@ def page_request(request: Request, default: int = 20, maximum: int = 40) -> Page
         max_id=_cursor(query.get("max_id"), "max_id"),
         since_id=_cursor(query.get("since_id"), "since_id"),
         min_id=_cursor(query.get("min_id"), "min_id"),
-        limit=_limit(query.get("limit"), default, maximum),
+        limit=parse_limit(query.get("limit"), default, maximum),
     )
 
 
@@ -60,16 +60,16 @@ def _cursor(text: str | None, name: str) -> int | None:
         return None
     if text.isascii() and text.isdigit() and len(text) <= 20:
         return min(int(text), ids.MAX_ID + 1)  # a huge cursor reads like the top
-    raise UserError(f"{name} must be an id (digits).", status=400)
+    raise BadRequest(f"{name} must be an id (digits).")
 
 
-def _limit(text: str | None, default: int, maximum: int) -> int:
+def parse_limit(text: str | None, default: int, maximum: int) -> int:
     if text is None or text == "":
         return default
     try:
         value = abs(int(text))
     except ValueError:
-        raise UserError("limit must be a number.", status=400) from None
+        raise BadRequest("limit must be a number.") from None
     return max(1, min(value, maximum))
 
 

@@ -282,9 +282,11 @@ def edit_post(
     caption: str,
     alt_texts: dict[int, str],
     place: posts.Place | None,
+    sensitive: bool | None = None,
 ) -> posts.Post:
-    """The author changes the caption, photos' descriptions and place, checked as when posting. Tags and the place
-    directory follow; people newly mentioned are notified, people no longer mentioned lose that notification."""
+    """The author changes the caption, photos' descriptions, place and (not None) the content warning, checked as
+    when posting. Tags and the place directory follow; people newly mentioned are notified, people no longer
+    mentioned lose that notification."""
     post = _own_post(ctx, viewer, post_id, "Only its author can edit a post.")
     caption = posts.checked_caption(ctx, caption)
     positions = {m.id: m.position for m in post.media}
@@ -303,12 +305,13 @@ def edit_post(
     place = posts._checked_place(place)
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         changed = conn.run(
-            "UPDATE posts SET caption = ?, place_name = ?, place_lat = ?, place_lon = ? WHERE id = ?",
+            "UPDATE posts SET caption = ?, place_name = ?, place_lat = ?, place_lon = ?, sensitive = ? WHERE id = ?",
             (
                 caption,
                 place.name if place else None,
                 place.lat if place else None,
                 place.lon if place else None,
+                int(post.sensitive if sensitive is None else sensitive),
                 post.id,
             ),
         )
