@@ -102,6 +102,7 @@ def test_an_unregistered_redirect_uri_gets_a_page_and_never_a_redirect(ctx, ana,
         ({"redirect_uris": "javascript:alert(1)"}, "javascript"),
         ({"redirect_uris": "https://app.example/cb#frag"}, "fragment"),
         ({"redirect_uris": "not a uri"}, "absolute URI"),
+        ({"redirect_uris": "https://app.example:99999/cb"}, "absolute URI"),
         ({"redirect_uris": ""}, "redirect_uris"),
         ({"scopes": "read admin:write"}, "Unknown scope"),
         ({"client_name": ""}, "client_name"),
@@ -379,3 +380,14 @@ def test_server_metadata_names_the_endpoints(client):
     body = client.get("/.well-known/oauth-authorization-server").json()
     assert body["token_endpoint"].endswith("/oauth/token") and body["code_challenge_methods_supported"] == ["S256"]
     assert "authorization_code" in body["grant_types_supported"] and "read:statuses" in body["scopes_supported"]
+
+
+def test_nothing_from_a_redirect_uri_but_its_scheme_and_host_reaches_the_csp(ana, app_side):
+    odd = "https://a;script-src:*@x;b.example/cb"
+    app = register(app_side, redirect_uris=f"{odd} http://127.0.0.1:9/cb")
+    page, _, _ = consent(ana, app, redirect_uri=odd)
+    assert page.status_code == 200
+    assert "form-action 'self';" in page.headers["content-security-policy"]
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    local, _, _ = consent(ana, app, redirect_uri="http://127.0.0.1:9/cb")
+    assert "form-action 'self' http://127.0.0.1:9;" in local.headers["content-security-policy"]

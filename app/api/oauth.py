@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -38,6 +39,8 @@ AUTHORIZE_FIELDS = (
     "code_challenge_method",
 )
 GRANT_TYPES = ["authorization_code", "client_credentials", "refresh_token"]
+_HOST = re.compile(r"^[a-z0-9.-]+$")
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 # What each scope lets an app do, in words for the consent page.
 SCOPE_WORDS = {
     "read": "See everything your account can see: posts, profiles, followers, likes and notifications",
@@ -121,12 +124,16 @@ def create_app(request: Request, ctx: CtxDep, fields: FieldsDep) -> dict[str, An
 
 def _csp_with_redirect(redirect_uri: str) -> str:
     """The site's CSP, letting this page's form lead to the app's redirect URI (browsers apply form-action to the
-    redirect after a form is sent)."""
-    if redirect_uri == OOB:
-        return CSP
+    redirect after a form is sent). Only a plain scheme and host go in: nothing from the URI can add a directive."""
     parts = urlsplit(redirect_uri)
-    source = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") else f"{parts.scheme}:"
-    return CSP.replace("form-action 'self'", f"form-action 'self' {source}")
+    source = None
+    if parts.scheme in ("http", "https"):
+        host = parts.hostname or ""
+        if _HOST.match(host):
+            source = f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+    elif redirect_uri != OOB and _SCHEME.match(parts.scheme):
+        source = f"{parts.scheme}:"
+    return CSP.replace("form-action 'self'", f"form-action 'self' {source}") if source else CSP
 
 
 def _back_to_app(request: oauth.AuthorizationRequest, **params: str) -> Redirect:
@@ -137,34 +144,24 @@ def _back_to_app(request: oauth.AuthorizationRequest, **params: str) -> Redirect
     return Redirect(request.redirect_uri + separator + urlencode(params), status_code=303)
 
 
-def _check(ctx: Context, values: dict[str, str]) -> oauth.AuthorizationRequest:
-    """The request checked; mistakes the app should hear about go back to it (when its redirect URI is known)."""
-    app = oauth.get_app(ctx, values["client_id"])
+def _check(ctx: Context, values: dict[str, str]) -> oauth.AuthorizationRequest | Redirect:
+    """The request checked, or the redirect that tells the app what was wrong with it. Mistakes go back to the app
+    only through a redirect URI it registered; otherwise (an unknown app, an unregistered URI) the OAuthError
+    is shown on the page."""
     try:
         return oauth.check_authorization(ctx, **values)
     except OAuthError as exc:
-        redirect = values["redirect_uri"]
+        app, redirect = oauth.get_app(ctx, values["client_id"]), values["redirect_uri"]
         if app is None or redirect not in app.redirect_uris or redirect == OOB or exc.error == "invalid_client":
             raise
-        raise _RedirectError(
-            _back_to_app(
-                oauth.AuthorizationRequest(app, redirect, [], values["state"][:1000], None),
-                error=exc.error,
-                error_description=exc.message,
-            )
-        ) from None
-
-
-class _RedirectError(Exception):
-    def __init__(self, redirect: Redirect):
-        self.redirect = redirect
+        back = oauth.AuthorizationRequest(app, redirect, [], values["state"][:1000], None)
+        return _back_to_app(back, error=exc.error, error_description=exc.message)
 
 
 def _consent_page(ctx: Context, values: dict[str, str], viewer) -> Response:
-    try:
-        checked = _check(ctx, values)
-    except _RedirectError as exc:
-        return exc.redirect
+    checked = _check(ctx, values)
+    if isinstance(checked, Redirect):
+        return checked
     return Template(
         template_name="oauth/authorize.html",
         context={
@@ -190,10 +187,9 @@ def authorize_form(request: Request, ctx: CtxDep, viewer: ViewerDep) -> Response
 def authorize(request: Request, ctx: CtxDep, viewer: ViewerDep, fields: FieldsDep) -> Response:
     user = require(viewer)
     values = {name: fields.text(name, 2000) or "" for name in AUTHORIZE_FIELDS}
-    try:
-        checked = _check(ctx, values)
-    except _RedirectError as exc:
-        return exc.redirect
+    checked = _check(ctx, values)
+    if isinstance(checked, Redirect):
+        return checked
     if fields.text("decision") != "approve":
         if checked.redirect_uri == OOB:
             return see_other("/settings/apps")

@@ -215,6 +215,7 @@ def check_redirect_uri(uri: str) -> None:
         raise UserError(f"A redirect URI is limited to {MAX_REDIRECT_URI} characters.", field="redirect_uris")
     try:
         parts = urlsplit(uri)
+        parts.port  # noqa: B018 (urlsplit checks the port only when asked)
     except ValueError:
         parts = None
     if (
