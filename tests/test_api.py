@@ -499,3 +499,12 @@ def test_malformed_bodies_are_400_and_change_nothing(ctx, ana):
     response = ana.post("/api/v1/statuses", json={"status": ["a", "b"], "media_ids": "x"})
     assert response.status_code == 422
     assert rows(ctx) == before
+
+
+def test_what_apps_ask_for_at_start_answers_even_where_pinhole_has_nothing(ana):
+    assert ana.ok("GET", "/api/v1/preferences")["posting:default:visibility"] == "public"
+    make_private(ana)
+    assert ana.ok("GET", "/api/v1/preferences")["posting:default:visibility"] == "private"
+    for path in ("/api/v1/lists", "/api/v2/filters", "/api/v1/announcements", "/api/v1/followed_tags"):
+        assert ana.ok("GET", path) == [], path
+    assert ana.ok("GET", "/api/v1/markers") == {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from litestar import Router
 from litestar.di import Provide
 
-from app.api import accounts, instance, media, notifications, oauth, search, statuses, timelines
+from app.api import accounts, instance, media, notifications, oauth, search, startup, statuses, timelines
 from app.api.base import EXCEPTION_HANDLERS, enforce_scopes, provide_caller, provide_fields
 
 api_router = Router(
@@ -23,6 +23,7 @@ api_router = Router(
         *timelines.ROUTES,
         *notifications.ROUTES,
         *search.ROUTES,
+        *startup.ROUTES,
     ],
     guards=[enforce_scopes],
     dependencies={"caller": Provide(provide_caller, sync_to_thread=False), "fields": Provide(provide_fields)},

@@ -5,8 +5,8 @@ Every route is declared with `endpoint(method, path, scope=..., auth=...)`; the 
 two options and refuses a route that states neither (fail closed), so no route can forget its scope:
 
 - `auth="user"`: a signed-in user, by a bearer token that carries `scope` or by the session cookie;
-- `auth="optional"`: anyone, but a bearer token, when sent, must be valid and carry `scope`;
-- `auth="app"`: any valid token carrying `scope`, an app's own (client_credentials) included, or the cookie;
+- `auth="optional"`: anyone, but a bearer token, when sent, must be valid and carry `scope` (an app's own token,
+  from client_credentials, reads what anonymous visitors read);
 - `auth="public"`: no token looked at (instance information, app registration).
 
 `scope` is one scope or a tuple of alternatives. A bearer-token request skips CSRF (a browser never adds the header
@@ -35,7 +35,7 @@ from app.services import oauth, sessions
 from app.services.accounts import User
 from app.web.security import csrf_token_valid
 
-AUTH_MODES = ("user", "optional", "app", "public")
+AUTH_MODES = ("user", "optional", "public")
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 RECORD_NOT_FOUND = "Record not found"
 OUT_OF_SCOPE = "This action is outside the authorized scopes"
@@ -133,7 +133,7 @@ def _identify(connection: ASGIConnection, auth: str, scopes: tuple[str, ...]) ->
         if connection.scope["method"] not in SAFE_METHODS and not csrf_token_valid(connection, ctx.secret_key):
             raise Forbidden("A signed-in browser must send the CSRF token (x-csrf-token) with this request.")
         return Caller(user)
-    if auth in ("user", "app"):
+    if auth == "user":
         raise oauth.InvalidToken("The access token is invalid")
     return Caller(None)
 

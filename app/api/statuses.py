@@ -82,6 +82,8 @@ def _checked_visibility(me: User, visibility: str | None) -> None:
     """Pinhole's posts are as visible as their account; a post never goes out more widely than asked."""
     if visibility in (None, ""):
         return
+    if visibility not in ("public", "unlisted", "private", "direct"):
+        raise UserError("visibility must be public, unlisted, private or direct.", field="visibility")
     if visibility == "direct":
         raise UserError(
             "Pinhole has no direct messages: a post goes to your followers or to everyone.", field="visibility"
@@ -92,8 +94,6 @@ def _checked_visibility(me: User, visibility: str | None) -> None:
             " followers only.",
             field="visibility",
         )
-    if visibility not in ("public", "unlisted", "private"):
-        raise UserError("visibility must be public, unlisted, private or direct.", field="visibility")
 
 
 @endpoint("POST", "/api/v1/statuses", scope="write:statuses", body=POST_FIELDS)
