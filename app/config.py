@@ -186,6 +186,17 @@ class LimitsConfig:
     login_per_account: int = 10
     signup_per_ip: int = 10
     password_per_account: int = 10
+    # Client API: app registrations and token requests per address.
+    oauth_per_ip: int = 30
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The Mastodon-compatible client API."""
+
+    # An access token works this long after it is issued; apps renew it with their refresh token. Mastodon's never
+    # expire and many phone apps never refresh, so keep it long.
+    access_token_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -208,6 +219,7 @@ class Config:
     redis: RedisConfig = field(default_factory=RedisConfig)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
     log: LogConfig = field(default_factory=LogConfig)
     # Where the file was read from; relative paths in it are relative to its folder.
     source: str = field(default=DEFAULT_PATH, metadata={"internal": True})
@@ -267,6 +279,7 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("queue", "task_retries"): (lambda v: 0 <= v <= 10, "from 0 to 10"),
     ("accounts", "invite_days"): (lambda v: 1 <= v <= 365, "from 1 to 365"),
     ("redis", "timeout_seconds"): (lambda v: 1 <= v <= 60, "from 1 to 60"),
+    ("api", "access_token_days"): (lambda v: 1 <= v <= 3650, "from 1 to 3650"),
 }
 
 

@@ -6,7 +6,7 @@ import logging
 
 from app import metrics
 from app.context import Context
-from app.services import avatars, discover, feed, interactions, places, posts
+from app.services import attachments, avatars, discover, feed, interactions, places, posts
 from app.services import tags as hashtags
 
 log = logging.getLogger("pinhole.tasks")
@@ -21,6 +21,9 @@ def register_tasks(ctx: Context) -> None:
 
     def process_post(post_id: int) -> None:
         posts.process_post(ctx, post_id)
+
+    def process_attachment(media_id: int) -> None:
+        attachments.process_attachment(ctx, media_id)
 
     def delete_blobs(keys: list[str]) -> None:
         posts.delete_blobs(ctx, keys)
@@ -52,6 +55,7 @@ def register_tasks(ctx: Context) -> None:
 
     def sweep_stuck_posts() -> None:
         posts.sweep_stuck_posts(ctx)
+        attachments.sweep(ctx)
         feed.sweep_stalled_fanouts(ctx)
 
     def rank_explore() -> None:
@@ -68,6 +72,7 @@ def register_tasks(ctx: Context) -> None:
 
     queue.register("process_avatar", process_avatar, retries=retries)
     queue.register("process_post", process_post, retries=retries)
+    queue.register("process_attachment", process_attachment, retries=retries)
     queue.register("delete_blobs", delete_blobs, retries=retries)
     queue.register("post_ready", post_ready, retries=retries)
     queue.register("post_deleted", post_deleted, retries=retries)

@@ -37,6 +37,7 @@ RANK_KEEP = 300
 _WINDOWS = (0, 1, 3, 6, 12, 24, 48, 96, RANK_DAYS * 24)
 EXPLORE_PAGE = 30  # ten rows of three tiles
 _CHUNK = 60  # ids loaded per round while filling a page
+_PUBLIC_ROUNDS = 5  # reads of the public timeline per page when most posts are hidden from the viewer
 BAD_AFTER = "That page link is broken. Start again from the top of Explore."
 
 MAX_QUERY = 100  # also bounds a tag (tags themselves allow 100 characters)
@@ -137,6 +138,44 @@ def explore_page(ctx: Context, viewer: User | None, after: str | None = None, li
             shown.append(post)
             position += 1
     return ExplorePage(shown, None)
+
+
+# --- The public timeline -------------------------------------------------------------------------------------------
+
+
+def recent_public_posts(
+    ctx: Context, viewer: User | None, before: int | None, limit: int
+) -> tuple[list[posts.Post], int | None]:
+    """The site's newest posts of public accounts, ids below `before`, newest first, without accounts the viewer
+    mutes or has a block with (the client API's public timeline), and the cursor of the next page (None at the
+    end). One query per shard group per round; a round reads limit + a margin of ids, and further rounds (at most
+    _PUBLIC_ROUNDS) only when many were hidden from the viewer."""
+    muted = graph.muted_ids(ctx, viewer.id) if viewer is not None else set()
+    cursor = before if before is not None else ids.MAX_ID
+    batch = max(limit * 2, _CHUNK)
+    found: list[posts.Post] = []
+    for _round in range(_PUBLIC_ROUNDS):
+        candidates: list[int] = []
+        for reader, _shards in ctx.db.shard_groups():
+            with reader as conn:
+                rows = conn.all(
+                    "SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id"
+                    " WHERE p.id < ? AND p.status = 'ready' AND u.is_private = 0 ORDER BY p.id DESC LIMIT ?",
+                    (cursor, batch),
+                )
+            candidates.extend(r["id"] for r in rows)
+        candidates = sorted(candidates, reverse=True)[:batch]
+        found.extend(
+            p for p in posts.get_posts(ctx, candidates, viewer) if not p.author.is_private and p.author.id not in muted
+        )
+        if len(candidates) < batch:
+            page = found[:limit]
+            return page, (page[-1].id if len(found) > limit else None)
+        cursor = candidates[-1]
+        if len(found) > limit:
+            break
+    page = found[:limit]
+    return page, (page[-1].id if len(found) > limit else cursor)
 
 
 # --- Search --------------------------------------------------------------------------------------------------------

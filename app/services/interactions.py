@@ -38,7 +38,9 @@ class Comment:
     created_at: int  # unix ms
 
 
-def _ready_post(ctx: Context, viewer: User | None, post_id: int) -> posts.Post:
+def ready_post(ctx: Context, viewer: User | None, post_id: int) -> posts.Post:
+    """The post, if the viewer may see it and it is ready (a post still processing takes no likes, comments or
+    bookmarks)."""
     post = posts.get_post(ctx, post_id, viewer)
     if post.status != "ready":  # only its author sees a post before it is ready
         raise UserError(NOT_READY)
@@ -51,7 +53,7 @@ def _ready_post(ctx: Context, viewer: User | None, post_id: int) -> posts.Post:
 def like(ctx: Context, viewer: User, post_id: int) -> posts.Post:
     """Like the post; returns it with its like count now. Conflict when the viewer likes it already (nothing
     changed)."""
-    post = _ready_post(ctx, viewer, post_id)
+    post = ready_post(ctx, viewer, post_id)
     now = now_ms()
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         added = conn.run(
@@ -75,7 +77,7 @@ def like(ctx: Context, viewer: User, post_id: int) -> posts.Post:
 
 def unlike(ctx: Context, viewer: User, post_id: int) -> posts.Post:
     """Take a like back; returns the post with its like count now. Not liking it is fine (nothing to undo)."""
-    post = _ready_post(ctx, viewer, post_id)
+    post = ready_post(ctx, viewer, post_id)
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         removed = conn.run("DELETE FROM likes WHERE post_id = ? AND user_id = ?", (post.id, viewer.id))
         if removed:
@@ -98,6 +100,32 @@ def liked_post_ids(ctx: Context, viewer: User | None, post_ids: list[int]) -> se
             [viewer.id, *wanted],
         )
     return {r["post_id"] for r in rows}
+
+
+def liked_posts(ctx: Context, viewer: User, before: int | None, limit: int) -> tuple[list[posts.Post], int | None]:
+    """The posts the viewer likes, by post id (newest post first) below `before`, and the cursor of the next page
+    (None at the end): one query on the viewer's shard. Posts gone or no longer visible are skipped."""
+    with ctx.db.read(viewer.shard) as conn:
+        rows = conn.all(
+            "SELECT post_id FROM liked WHERE user_id = ? AND post_id < ? ORDER BY post_id DESC LIMIT ?",
+            (viewer.id, before if before is not None else ids.MAX_ID, limit),
+        )
+    found = posts.get_posts(ctx, [r["post_id"] for r in rows], viewer)
+    return found, (rows[-1]["post_id"] if len(rows) == limit else None)
+
+
+def likers(ctx: Context, viewer: User | None, post_id: int, before: int | None, limit: int) -> list[User]:
+    """Who likes the post (if the viewer may see it), newest account first below `before` (an account id), without
+    those who have a block either way with the viewer."""
+    post = posts.get_post(ctx, post_id, viewer)
+    with ctx.db.read(ids.shard_of(post.id)) as conn:
+        rows = conn.all(
+            "SELECT user_id FROM likes WHERE post_id = ? AND user_id < ? ORDER BY user_id DESC LIMIT ?",
+            (post.id, before if before is not None else ids.MAX_ID, limit),
+        )
+    users = get_users(ctx, [r["user_id"] for r in rows])
+    hidden = {i for i, rel in graph.relations(ctx, viewer, users).items() if rel.blocked} if viewer else set()
+    return [users[r["user_id"]] for r in rows if r["user_id"] in users and r["user_id"] not in hidden]
 
 
 def forget_likes(ctx: Context, post_id: int, liker_ids: list[int]) -> None:
@@ -130,7 +158,7 @@ def _checked_body(body: str) -> str:
 def add_comment(ctx: Context, viewer: User, post_id: int, body: str) -> Comment:
     """Comment on the post; notifies its author and everyone the comment @mentions (who may see the post)."""
     body = _checked_body(body)
-    post = _ready_post(ctx, viewer, post_id)
+    post = ready_post(ctx, viewer, post_id)
     if post.comments_off:
         raise Forbidden(COMMENTS_OFF)
     _tags, mentioned = tags.check_text(ctx, body, field="body")
@@ -210,6 +238,26 @@ def list_comments(
     return comments, (rows[-1]["id"] if more else None)
 
 
+def get_comments(ctx: Context, viewer: User | None, comment_ids: list[int]) -> dict[int, tuple[Comment, posts.Post]]:
+    """Comments by id with their posts, those the viewer may see only (the post visible, no block either way with
+    the comment's author): one query per place the comments live on, then their posts and authors in batches."""
+    rows: list[dict] = []
+    for shard, place_ids in ctx.db.by_place(comment_ids, ids.shard_of):
+        with ctx.db.read(shard) as conn:
+            rows.extend(conn.all(f"SELECT * FROM comments WHERE id IN ({', '.join('?' * len(place_ids))})", place_ids))
+    found_posts = {p.id: p for p in posts.get_posts(ctx, [r["post_id"] for r in rows], viewer)}
+    authors = get_users(ctx, {r["author_id"] for r in rows})
+    hidden = {i for i, rel in graph.relations(ctx, viewer, authors).items() if rel.blocked} if viewer else set()
+    return {
+        r["id"]: (
+            Comment(r["id"], r["post_id"], authors[r["author_id"]], r["body"], r["created_at"]),
+            found_posts[r["post_id"]],
+        )
+        for r in rows
+        if r["post_id"] in found_posts and r["author_id"] in authors and r["author_id"] not in hidden
+    }
+
+
 def set_comments_off(ctx: Context, viewer: User, post_id: int, off: bool) -> None:
     """The author turns comments off (no one may add one; those there stay) or on again."""
     post = _own_post(ctx, viewer, post_id, "Only its author can turn comments off or on.")
@@ -234,9 +282,11 @@ def edit_post(
     caption: str,
     alt_texts: dict[int, str],
     place: posts.Place | None,
+    sensitive: bool | None = None,
 ) -> posts.Post:
-    """The author changes the caption, photos' descriptions and place, checked as when posting. Tags and the place
-    directory follow; people newly mentioned are notified, people no longer mentioned lose that notification."""
+    """The author changes the caption, photos' descriptions, place and (not None) the content warning, checked as
+    when posting. Tags and the place directory follow; people newly mentioned are notified, people no longer
+    mentioned lose that notification."""
     post = _own_post(ctx, viewer, post_id, "Only its author can edit a post.")
     caption = posts.checked_caption(ctx, caption)
     positions = {m.id: m.position for m in post.media}
@@ -255,12 +305,13 @@ def edit_post(
     place = posts._checked_place(place)
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         changed = conn.run(
-            "UPDATE posts SET caption = ?, place_name = ?, place_lat = ?, place_lon = ? WHERE id = ?",
+            "UPDATE posts SET caption = ?, place_name = ?, place_lat = ?, place_lon = ?, sensitive = ? WHERE id = ?",
             (
                 caption,
                 place.name if place else None,
                 place.lat if place else None,
                 place.lon if place else None,
+                int(post.sensitive if sensitive is None else sensitive),
                 post.id,
             ),
         )

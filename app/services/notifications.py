@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from app import ids
 from app.clock import now_ms
 from app.context import Context
+from app.errors import NotFound
 
 if TYPE_CHECKING:
     from app.services.accounts import User
@@ -264,6 +265,86 @@ def page(ctx: Context, viewer: User, before: int | None, limit: int) -> Page:
             )
         )
     return Page(groups=groups, next_before=next_before, newest_id=newest)
+
+
+# --- Reading one by one (the client API) ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification, ungrouped, as apps list them."""
+
+    id: int
+    kind: str
+    actor: User
+    post: Post | None
+    comment_id: int | None
+
+    @property
+    def created_at(self) -> int:
+        return ids.unix_ms_of(self.id)
+
+
+def listing(
+    ctx: Context, viewer: User, before: int | None, limit: int, kinds: list[str] | None = None
+) -> tuple[list[Notification], int | None]:
+    """The viewer's notifications one by one, newest first, ids below `before`, of `kinds` only (None: all), and the
+    cursor of the next page (None at the end). Rows whose actor the viewer mutes or has a block with, or whose post
+    the viewer can no longer see, are left out, as on the page."""
+    wanted = [k for k in (kinds if kinds is not None else KINDS) if k in KINDS]
+    if not wanted:
+        return [], None
+    marks = ", ".join("?" * len(wanted))
+    with ctx.db.read(viewer.shard) as conn:
+        rows = conn.all(
+            f"SELECT n.* FROM notifications n WHERE n.user_id = ? AND n.id < ? AND n.kind IN ({marks}){_SHOWN_ACTOR}"
+            " ORDER BY n.id DESC LIMIT ?",
+            (viewer.id, before if before is not None else ids.MAX_ID, *wanted, limit),
+        )
+    return _notifications(ctx, viewer, rows), (rows[-1]["id"] if len(rows) == limit else None)
+
+
+def get_notification(ctx: Context, viewer: User, notification_id: int) -> Notification:
+    with ctx.db.read(viewer.shard) as conn:
+        rows = conn.all(
+            f"SELECT n.* FROM notifications n WHERE n.user_id = ? AND n.id = ?{_SHOWN_ACTOR}",
+            (viewer.id, notification_id),
+        )
+    found = _notifications(ctx, viewer, rows)
+    if not found:
+        raise NotFound("There is no such notification.")
+    return found[0]
+
+
+def _notifications(ctx: Context, viewer: User, rows: list[dict]) -> list[Notification]:
+    from app.services.accounts import get_users
+    from app.services.posts import get_posts
+
+    actors = get_users(ctx, {r["actor_id"] for r in rows})
+    post_ids = [r["post_id"] for r in rows if r["post_id"]]
+    posts = {p.id: p for p in get_posts(ctx, post_ids, viewer)} if post_ids else {}
+    return [
+        Notification(r["id"], r["kind"], actors[r["actor_id"]], posts.get(r["post_id"]), r["comment_id"])
+        for r in rows
+        if r["actor_id"] in actors and (not r["post_id"] or r["post_id"] in posts)
+    ]
+
+
+def dismiss(ctx: Context, viewer: User, notification_id: int) -> None:
+    """Delete one of the viewer's notifications; NotFound when the viewer has no such notification."""
+    with ctx.db.write(viewer.shard) as conn:
+        removed = conn.run("DELETE FROM notifications WHERE user_id = ? AND id = ?", (viewer.id, notification_id))
+    if not removed:
+        raise NotFound("There is no such notification.")
+    _announce(ctx, viewer.id)
+
+
+def clear(ctx: Context, viewer: User) -> None:
+    """Delete every notification of the viewer's."""
+    with ctx.db.write(viewer.shard) as conn:
+        removed = conn.run("DELETE FROM notifications WHERE user_id = ?", (viewer.id,))
+    if removed:
+        _announce(ctx, viewer.id)
 
 
 def _announce(ctx: Context, user_id: int) -> None:

@@ -19,6 +19,7 @@ import functools
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -79,6 +80,7 @@ class Media:
     dominant_color: str | None
     camera: dict  # whitelisted camera facts, {} if none
     urls: dict[str, dict[str, str]]  # urls["1080"]["webp"] == "/media/posts/..."; {} while processing
+    focus: tuple[float, float] | None = None  # the focal point (x, y), each -1..1, when one was set
 
 
 @dataclass(frozen=True)
@@ -181,14 +183,20 @@ def _checked(
             raise UserError(f"Photo {number}: unknown filter; choose one of {', '.join(FILTERS)}.", field="filter")
         cleaned.append(PhotoUpload(bytes(photo.data or b""), photo.filter_name, alt_text))
     place = _checked_place(place)
-    _harden_once()
-    media = ctx.config.media
     for number, photo in enumerate(cleaned, start=1):
         try:
-            images.open_upload(photo.data, max_pixels=media.max_pixels, max_bytes=media.max_upload_mb * 1024 * 1024)
+            check_upload(ctx, photo.data)
         except ImageRejected as exc:
             raise ImageRejected(f"Photo {number}: {exc.message}", field="photos", status=exc.status) from None
     return cleaned, caption, place
+
+
+def check_upload(ctx: Context, data: bytes) -> None:
+    """What a photo must pass before it is stored, read from its header alone: its size, its format told by its
+    bytes, its pixel count. ImageRejected says what is wrong."""
+    _harden_once()
+    media = ctx.config.media
+    images.open_upload(data, max_pixels=media.max_pixels, max_bytes=media.max_upload_mb * 1024 * 1024)
 
 
 def checked_caption(ctx: Context, caption: str) -> str:
@@ -336,7 +344,16 @@ def _media(row: dict) -> Media:
         camera=json.loads(row["camera"]) if row["camera"] else {},
         # Always through the app's media route, which applies the post's visibility.
         urls={size: {fmt: f"/media/{key}" for fmt, key in keys.items()} for size, keys in renditions.items()},
+        focus=parse_focus(row["focus"]),
     )
+
+
+def parse_focus(text: str | None) -> tuple[float, float] | None:
+    """A stored focal point "x,y" as numbers (None when unset)."""
+    if not text:
+        return None
+    x, y = text.split(",")
+    return float(x), float(y)
 
 
 def media_keys(post: Post) -> set[str]:
@@ -368,7 +385,9 @@ def delete_post(ctx: Context, viewer: User, post_id: int) -> None:
             conn.run("UPDATE users SET post_count = post_count - 1 WHERE id = ?", (post.author.id,))
     if not deleted:
         raise NotFound(NOT_FOUND)  # deleted meanwhile, by another request
-    ctx.backends.queue.enqueue("delete_blobs", post_blob_keys(post.id, upload_keys))
+    # The keys its task derives from the post, and those its rows name (photos uploaded before the post).
+    blob_keys = dict.fromkeys([*post_blob_keys(post.id, upload_keys), *sorted(media_keys(post))])
+    ctx.backends.queue.enqueue("delete_blobs", list(blob_keys))
     place = [post.place.lat, post.place.lon] if post.place and post.place.lat is not None else None
     # The rows on other shards (likers' lists, the tag and place directories, followers' feeds) go in a task;
     # until it runs, readers skip the ids of posts that no longer exist.
@@ -415,10 +434,39 @@ def _delete_blobs(ctx: Context, keys: list[str]) -> None:
 # --- Processing (the queue task) -----------------------------------------------------------------------------------
 
 
-def rendition_key(post_id: int, upload_key: str, size: str, fmt: str) -> str:
-    """The same upload of the same post always gives the same key: a rerun overwrites, never duplicates."""
+def rendition_key(post_id: int, upload_key: str, size: str, fmt: str, folder: str = "posts") -> str:
+    """The same upload of the same post always gives the same key: a rerun overwrites, never duplicates. (Photos
+    uploaded before their post, through the API, live under `attachments/<their id>/` instead.)"""
     token = upload_key.rsplit("/", 1)[-1].split(".", 1)[0]
-    return f"posts/{post_id}/{token}-{size}.{EXTENSIONS[fmt]}"
+    return f"{folder}/{post_id}/{token}-{size}.{EXTENSIONS[fmt]}"
+
+
+def render_photo(ctx: Context, upload_key: str, filter_name: str, key_for: Callable[[str, str], str]) -> tuple:
+    """Make one upload's renditions and store each under `key_for(size, format)`; return the values of the photo's
+    columns (width, height, blurhash, dominant_color, camera, renditions). BlobNotFound when the upload is gone,
+    ImageRejected when it is not a photo Pinhole accepts."""
+    settings = ctx.config.media
+    photo = process_photo(
+        ctx.backends.blobs.get(upload_key),
+        filter_name=filter_name,
+        max_pixels=settings.max_pixels,
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+        avif=settings.avif,
+    )
+    keys: dict[str, dict[str, str]] = {}
+    for rendition in photo.renditions:
+        key = key_for(rendition.name, rendition.format)
+        ctx.backends.blobs.put(key, rendition.data, rendition.content_type)
+        keys.setdefault(rendition.name, {})[rendition.format] = key
+    largest = next(r for r in photo.renditions if r.name == SIZES[0].name)
+    return (
+        largest.width,
+        largest.height,
+        photo.blurhash,
+        photo.dominant_color,
+        json.dumps(photo.camera, sort_keys=True),
+        json.dumps(keys, sort_keys=True),
+    )
 
 
 def process_post(ctx: Context, post_id: int) -> None:
@@ -434,17 +482,12 @@ def process_post(ctx: Context, post_id: int) -> None:
     if status != "processing":
         return  # done already, failed, or deleted
     upload_keys = [m["upload_key"] for m in media]
-    settings = ctx.config.media
-    blobs = ctx.backends.blobs
     updates = []
     for row in media:
+        upload_key = row["upload_key"]
         try:
-            photo = process_photo(
-                blobs.get(row["upload_key"]),
-                filter_name=row["filter_name"],
-                max_pixels=settings.max_pixels,
-                max_bytes=settings.max_upload_mb * 1024 * 1024,
-                avif=settings.avif,
+            columns = render_photo(
+                ctx, upload_key, row["filter_name"], functools.partial(rendition_key, post_id, upload_key)
             )
         except BlobNotFound:
             _fail(ctx, post_id, f"Photo {row['position']}: the upload was lost. Please post it again.", upload_keys)
@@ -452,23 +495,7 @@ def process_post(ctx: Context, post_id: int) -> None:
         except ImageRejected as exc:
             _fail(ctx, post_id, f"Photo {row['position']}: {exc.message}", upload_keys)
             return
-        keys: dict[str, dict[str, str]] = {}
-        for rendition in photo.renditions:
-            key = rendition_key(post_id, row["upload_key"], rendition.name, rendition.format)
-            blobs.put(key, rendition.data, rendition.content_type)
-            keys.setdefault(rendition.name, {})[rendition.format] = key
-        largest = next(r for r in photo.renditions if r.name == SIZES[0].name)
-        updates.append(
-            (
-                largest.width,
-                largest.height,
-                photo.blurhash,
-                photo.dominant_color,
-                json.dumps(photo.camera, sort_keys=True),
-                json.dumps(keys, sort_keys=True),
-                row["id"],
-            )
-        )
+        updates.append((*columns, row["id"]))
     with ctx.db.write(shard) as conn:
         current = conn.value("SELECT status FROM posts WHERE id = ?", (post_id,))
         if current == "processing":
@@ -489,13 +516,18 @@ def process_post(ctx: Context, post_id: int) -> None:
         # Deleted while we worked: its delete task may have run before our writes, so remove them too.
         _delete_blobs(ctx, post_blob_keys(post_id, upload_keys))
     elif current == "processing":
-        metrics.POSTS.inc()
-        _enqueue_or_log(ctx, "post_ready", post_id)
-        if not settings.keep_original:
+        announce_ready(ctx, post_id)
+        if not ctx.config.media.keep_original:
             _delete_blobs(ctx, upload_keys)
     elif current == "failed":
         _delete_blobs(ctx, post_blob_keys(post_id, upload_keys))
     # "ready": a duplicate run finished first; it wrote the same keys with the same bytes.
+
+
+def announce_ready(ctx: Context, post_id: int) -> None:
+    """A post just became ready (its row says so): count it, and have a task fan it out and index it."""
+    metrics.POSTS.inc()
+    _enqueue_or_log(ctx, "post_ready", post_id)
 
 
 def _fail(ctx: Context, post_id: int, error: str, upload_keys: list[str]) -> None:

@@ -229,6 +229,23 @@ def withdraw_post_mentions(ctx: Context, post_id: int, names: Iterable[str]) -> 
 # --- The tag page --------------------------------------------------------------------------------------------------
 
 
+def trending(ctx: Context, limit: int, days: int = 7) -> list[tuple[str, int]]:
+    """Tags used in the last `days`, most used first, as (tag, post count): one query per shard group."""
+    since = now_ms() - days * 86_400_000
+    rows: list[dict] = []
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            rows.extend(
+                conn.all(
+                    "SELECT tag, post_count FROM tags WHERE last_used_at >= ? AND post_count > 0"
+                    " ORDER BY post_count DESC, tag LIMIT ?",
+                    (since, limit),
+                )
+            )
+    rows.sort(key=lambda r: (-r["post_count"], r["tag"]))
+    return [(r["tag"], r["post_count"]) for r in rows[:limit]]
+
+
 @dataclass(frozen=True)
 class TagPage:
     tag: str

@@ -11,14 +11,19 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, YamlRenderPlugin
+from litestar.openapi.spec import Components, OAuthFlow, OAuthFlows, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from app.api import ROUTERS as API_ROUTERS
 from app.config import load_config
 from app.context import Context, build_context
 from app.logs import setup_logging
 from app.media.images import harden_vips
+from app.services import oauth
 from app.services.tags import render_caption
 from app.web import errors, icons
 from app.web.deps import provide_ctx, provide_viewer
@@ -29,7 +34,7 @@ from app.web.routes import feed as feed_routes
 from app.web.routes import notifications as notification_routes
 from app.web.routes import posts as post_routes
 from app.web.routes import tags as tag_routes
-from app.web.security import security_headers
+from app.web.security import CSRF_COOKIE, CSRF_HEADER, security_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("pinhole")
@@ -53,6 +58,30 @@ def _templates(engine: JinjaTemplateEngine, reload: bool = False) -> None:
     engine.engine.globals["unread_notifications"] = notification_routes.unread_badge
     icons.install(engine.engine)
     engine.engine.filters["caption"] = render_caption  # captions and comments: #tags and @mentions linked
+
+
+def api_schema(config) -> OpenAPIConfig:
+    """The client API's OpenAPI document at /schema (JSON; /schema/openapi.yaml too): no HTML viewer, whose
+    scripts from a CDN the site's CSP would refuse anyway."""
+    base = config.public_url
+    oauth2 = SecurityScheme(
+        type="oauth2",
+        flows=OAuthFlows(
+            authorization_code=OAuthFlow(
+                authorization_url=f"{base}/oauth/authorize",
+                token_url=f"{base}/oauth/token",
+                refresh_url=f"{base}/oauth/token",
+                scopes={scope: scope for scope in sorted(oauth.SCOPES)},
+            )
+        ),
+    )
+    return OpenAPIConfig(
+        title="Pinhole client API (Mastodon-compatible)",
+        version="1.0.0",
+        path="/schema",
+        render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"]), YamlRenderPlugin()],
+        components=Components(security_schemes={"OAuth2": oauth2}),
+    )
 
 
 def create_app(ctx: Context | None = None) -> Litestar:
@@ -91,6 +120,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
             notification_routes.router,
             live.router,
             discover_routes.router,
+            *API_ROUTERS,
             pages.profile,
             create_static_files_router(path="/static", directories=[ROOT / "static"], cache_control=None),
         ],
@@ -105,13 +135,16 @@ def create_app(ctx: Context | None = None) -> Litestar:
         ),
         csrf_config=CSRFConfig(
             secret=ctx.secret_key,
-            cookie_name="pinhole_csrf",
+            cookie_name=CSRF_COOKIE,
             cookie_httponly=True,
             cookie_secure=config.https,
             cookie_samesite="lax",
-            header_name="x-csrf-token",
+            header_name=CSRF_HEADER,
         ),
         before_send=[security_headers(config)],
+        # The OpenAPI document at /schema describes the client API only (its router opts back in).
+        include_in_schema=False,
+        openapi_config=api_schema(config),
         exception_handlers=errors.HANDLERS,
         on_startup=[start_workers, live.open_streams],
         on_shutdown=[stop, live.close_streams],  # run in reverse: open streams end before the context closes

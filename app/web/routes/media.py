@@ -3,6 +3,11 @@
 - `avatars/...`: public, like the profiles that show them.
 - `posts/<post_id>/...`: only a finished rendition of a post the viewer may see (`posts.get_post`); anything
   else is the same 404, decided before any 304 or range answer, so neither leaks that a private post exists.
+- `attachments/<media_id>/...`: a photo uploaded through the API before its post: once posted, as its post allows;
+  before, to its uploader only (`attachments.viewable_keys`).
+- A signed link (`signed_path`: `?expires=...&signature=...`, made by the client API for a viewer allowed the photo)
+  serves a post's or an upload's rendition to whoever holds it until it expires: phone apps load images without
+  cookies or tokens. Like a downloaded copy, it outlives a later block or unfollow, for SIGNED_DAYS at most.
   Cached by anyone (immutable) when anonymous visitors may see the post, otherwise only by the viewer's browser.
 - `uploads/...` and everything else: never served.
 
@@ -17,7 +22,10 @@ CDN) when it is set; everything else, and all of it without a CDN, to a presigne
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import time
 
 from litestar import Request, route
 from litestar.params import FromPath
@@ -26,7 +34,7 @@ from litestar.response import Redirect, Response
 from app.backends.blobs.base import BlobNotFound, check_key
 from app.context import Context
 from app.errors import NotFound
-from app.services import posts
+from app.services import attachments, posts
 from app.services.visibility import can_view
 from app.web.deps import CtxDep, provide_viewer
 
@@ -40,6 +48,25 @@ NO_SUCH_PHOTO = "No such photo."
 # One range; 19 digits at most keeps int() cheap and covers any file size.
 _RANGE = re.compile(r"bytes=(\d{0,19})-(\d{0,19})")
 UNSATISFIABLE = (-1, -1)
+SIGNED_DAYS = 7
+
+
+def signed_path(ctx: Context, path: str) -> str:
+    """`/media/<key>` as a link anyone holding it may open for SIGNED_DAYS to SIGNED_DAYS + 1 days (the expiry is
+    rounded to a day, so the same photo keeps the same link for a day and caches well)."""
+    expires = (int(time.time()) // 86_400 + SIGNED_DAYS + 1) * 86_400
+    return f"{path}?expires={expires}&signature={_signature(ctx, path.removeprefix('/media/'), expires)}"
+
+
+def _signature(ctx: Context, key: str, expires: int) -> str:
+    return hmac.new(ctx.secret_key.encode(), f"media:{key}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _signed(ctx: Context, request: Request, key: str) -> bool:
+    expires, signature = request.query_params.get("expires", ""), request.query_params.get("signature", "")
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12) or int(expires) < time.time():
+        return False
+    return hmac.compare_digest(signature.encode(), _signature(ctx, key, int(expires)).encode())
 
 
 @route("/media/{key:path}", http_method=["GET", "HEAD"], sync_to_thread=True)
@@ -88,15 +115,21 @@ def _cache_control(ctx: Context, request: Request, key: str) -> str:
     if key.startswith("avatars/"):
         return PUBLIC_CACHE
     parts = key.split("/")
-    if len(parts) != 3 or parts[0] != "posts":
+    if len(parts) != 3 or parts[0] not in ("posts", "attachments"):
         raise NotFound(NO_SUCH_PHOTO)  # raw uploads, and anything not made as a rendition
+    if _signed(ctx, request, key):
+        return PRIVATE_CACHE
     try:
-        post = posts.get_post(ctx, parts[1], provide_viewer(request))
+        if parts[0] == "posts":
+            post = posts.get_post(ctx, parts[1], provide_viewer(request))
+            allowed, public = posts.media_keys(post), can_view(ctx, None, post.author)
+        else:
+            allowed, public = attachments.viewable_keys(ctx, parts[1], provide_viewer(request))
     except NotFound:
         raise NotFound(NO_SUCH_PHOTO) from None
-    if key not in posts.media_keys(post):
+    if key not in allowed:
         raise NotFound(NO_SUCH_PHOTO)
-    return PUBLIC_CACHE if can_view(ctx, None, post.author) else PRIVATE_CACHE
+    return PUBLIC_CACHE if public else PRIVATE_CACHE
 
 
 def _direct(ctx: Context, key: str, public: bool) -> tuple[str, str] | None:

@@ -1,0 +1,33 @@
+"""What the server says about itself (the client API's instance information, NodeInfo): counts over every shard,
+read through the cache so a crowd of apps starting up costs one count per CACHE_SECONDS."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.context import Context
+
+CACHE_KEY = "site:stats:v1"
+CACHE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Stats:
+    users: int
+    posts: int
+
+
+def stats(ctx: Context) -> Stats:
+    """Accounts and ready posts on the site, at most CACHE_SECONDS old."""
+    counted = ctx.backends.cache.get_or_fill(CACHE_KEY, lambda: _count(ctx), CACHE_SECONDS)
+    return Stats(**counted)
+
+
+def _count(ctx: Context) -> dict[str, int]:
+    users = posts = 0
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            row = conn.one("SELECT count(*) AS users, coalesce(sum(post_count), 0) AS posts FROM users")
+        users += row["users"]
+        posts += row["posts"]
+    return {"users": users, "posts": posts}
