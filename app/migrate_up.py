@@ -109,6 +109,13 @@ TABLES: dict[str, Placement] = {
     "tags": Placement(("tag",), _by_key("tag")),
     "place_posts": Placement(("cell", "post_id"), _by_key("cell")),
     "notifications": Placement(("id",), _by_id("user_id")),
+    "oauth_apps": Placement(("client_id",), _by_key("client_id")),
+    "oauth_codes": Placement(("code_hash",), _by_key("code_hash")),
+    "oauth_tokens": Placement(("token_hash",), _by_key("token_hash")),
+    "oauth_refresh_tokens": Placement(("refresh_hash",), _by_key("refresh_hash")),
+    "oauth_grants": Placement(("user_id", "token_hash"), _by_id("user_id")),
+    "bookmarks": Placement(("user_id", "post_id"), _by_id("user_id")),
+    "media_attachments": Placement(("id",), _by_id("user_id")),
 }
 
 

@@ -16,7 +16,7 @@ from app.backends.database.base import migration_tables
 from app.context import build_context
 from app.migrate_up import FEED_TABLE, PROGRESS_TABLE, TABLES, migrate_up
 from app.seed import SEED_PASSWORD, SeedOptions, seed
-from app.services import accounts, graph, interactions, posts
+from app.services import accounts, attachments, bookmarks, graph, interactions, oauth, posts
 from app.services.posts import PhotoUpload, Place
 from app.web.app import create_app
 from tests.backends import make_config
@@ -26,6 +26,7 @@ from tests.servers import dbname_of, free_port, postgres_schemas
 
 SECTIONS = {"queue": {"embedded_workers": 0}, "feeds": {"max_items": 40, "celebrity_threshold": 10}}
 DATA_TABLES = migration_tables("sqlite")
+OOB = "urn:ietf:wg:oauth:2.0:oob"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,17 @@ def rung0(tmp_path_factory):
     graph.block(ctx, cy, accounts.find_user(ctx, "seed2"))
     graph.mute(ctx, ana, accounts.find_user(ctx, "seed3"))
     accounts.create_invite(ctx, created_by=ana.id)
+    # The client API's tables: an app that bob authorized (a token, its refresh token, his grant, and a code not yet
+    # exchanged), a bookmark, and a photo uploaded but not yet posted.
+    app, _secret = oauth.register_app(ctx, "Phone app", OOB, "read write")
+    asked = oauth.check_authorization(
+        ctx, client_id=app.client_id, redirect_uri=OOB, response_type="code", scope="read"
+    )
+    oauth.exchange_code(ctx, app, oauth.grant_code(ctx, bob, asked), OOB)
+    oauth.grant_code(ctx, bob, asked)
+    bookmarks.bookmark(ctx, bob, post.id)
+    attachments.upload(ctx, bob, (TESTDATA / "good" / "flower.jpg").read_bytes(), description="later")
+    ctx.backends.queue.run_pending()
     ctx.close()
     return config
 

@@ -112,8 +112,7 @@ def session_cookies(ctx, user_ids: list[int]) -> list[str]:
 
     users = get_users(ctx, user_ids)
     return [
-        f"{sessions.COOKIE}={sessions.start_session(ctx, users[i])}; "
-        f"pinhole_csrf={generate_csrf_token(ctx.secret_key)}"
+        f"{sessions.COOKIE}={sessions.start_session(ctx, users[i])}; pinhole_csrf={generate_csrf_token(ctx.secret_key)}"
         for i in user_ids
     ]
 
