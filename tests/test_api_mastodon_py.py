@@ -18,9 +18,10 @@ import httpx
 import pytest
 from mastodon import Mastodon, MastodonAPIError, MastodonUnauthorizedError
 
-from tests.backends import TEST_LOGICAL_SHARDS, make_config
+from tests.backends import make_config
 from tests.conftest import PASSWORD, TESTDATA
 from tests.procs import Proc, Procs, http_sign_up, wait_for
+from tests.rungs import rung_sections
 
 REDIRECT = "https://scenario.example/callback"
 SCOPES = ["read", "write", "follow", "push"]
@@ -28,18 +29,14 @@ FLOWER, HOPPER = TESTDATA / "good" / "flower.jpg", TESTDATA / "good" / "hopper.j
 HIDDEN = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"')
 # One address signs up and authorizes everyone here; the limits have their own tests.
 GENEROUS = {"signup_per_ip": 1000, "login_per_ip": 1000, "login_per_account": 1000, "oauth_per_ip": 1000}
-RUNGS = {"rung0": None, "postgres-two-servers": "postgres_two_servers"}
 WAIT = 60.0  # seconds for the queue (renditions, fan-out) on a busy machine
 
 
-@pytest.fixture(params=list(RUNGS))
+@pytest.fixture
 def server(request, tmp_path) -> Iterator[Proc]:
+    """A real server on the rung under test (tests/rungs.py: `make test` runs this file on rung 0 and the top)."""
     sections = {"limits": GENEROUS, "queue": {"embedded_workers": 2}, "log": {"level": "warning"}}
-    if RUNGS[request.param]:
-        settings = request.getfixturevalue(RUNGS[request.param])
-        database = {"backend": "postgres", "logical_shards": TEST_LOGICAL_SHARDS}
-        sections["database"] = {**database, **settings(tmp_path, database)}
-    make_config(tmp_path, **sections)
+    make_config(tmp_path, **rung_sections(request, tmp_path, sections))
     started = Procs(tmp_path / "logs")
     try:
         yield started.serve(tmp_path / "config.toml")
