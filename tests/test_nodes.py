@@ -1,7 +1,7 @@
-"""Several app nodes behind nginx (scaling/nginx.conf) and a separate worker node, all on one site.
+"""Two app nodes behind nginx (scaling/nginx.conf) and two worker nodes, all on one site.
 
 No sticky sessions: a browser signs up through nginx and stays signed in whichever node answers; the work its
-requests queue is done by the worker node; a node that dies is routed around. On the top rung
+requests queue is done by the worker nodes; an app node that dies is routed around. On the top rung
 (PINHOLE_TEST_RUNG=top) the nodes share Postgres, Redis, memcached and S3; on rung 0 they share the data dir.
 """
 
@@ -21,7 +21,7 @@ from tests.test_serve import GENEROUS_LIMITS, assert_avatar_served, avatar_src, 
 
 
 def node_config(request, folder, **sections) -> str:
-    """The site's config.toml as every node reads it: the worker node runs the queue (no embedded workers), and
+    """The site's config.toml as every node reads it: the worker nodes run the queue (no embedded workers), and
     nginx on this machine is the trusted proxy."""
     sections = {
         "queue": {"embedded_workers": 0},
@@ -41,22 +41,23 @@ def served_paths(proc) -> list[str]:
     return paths
 
 
-def test_two_app_nodes_and_a_worker_node_behind_nginx(request, tmp_path, procs, nginx):  # noqa: F811
+def test_two_app_nodes_and_two_worker_nodes_behind_nginx(request, tmp_path, procs, nginx):  # noqa: F811
     config = node_config(request, tmp_path)
     assert run_cli("migrate", config=config).returncode == 0
     nodes = [procs.serve(config), procs.serve(config)]
-    procs.worker(config)
+    workers = [procs.worker(config), procs.worker(config)]
     base = nginx([node.url for node in nodes])
 
     with closing(http_sign_up(base, "nadia", PASSWORD)) as browser:
         for _ in range(6):  # signed in on every answer, whichever node gave it
             home = browser.get("/")
             assert home.status_code == 200 and "Welcome, nadia" in home.text, home.text[:300]
-        upload_avatar(browser)  # queued by a node, made by the worker node
-    src = wait_for(lambda: avatar_src(base, "nadia"), 30, "the avatar made by the worker node", 0.1)
+        upload_avatar(browser)  # queued by a node, made by a worker node
+    src = wait_for(lambda: avatar_src(base, "nadia"), 30, "the avatar made by a worker node", 0.1)
     assert_avatar_served(base, src)
     for node in nodes:
         assert "/" in served_paths(node), f"nginx sent no page to {node.url}"
+    assert all(worker.alive() for worker in workers), [worker.describe() for worker in workers]
 
     nodes[0].kill_group()  # a node dies: nginx sends everything to the other
     for _ in range(4):
