@@ -22,7 +22,7 @@ PARALLEL ?= -n auto --dist loadfile
 TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py \
 	tests/test_social.py tests/test_feed.py tests/test_interactions.py tests/test_notifications.py tests/test_tags.py \
 	tests/test_discover.py tests/test_visibility_matrix.py tests/test_live.py tests/test_nodes.py \
-	tests/test_oauth.py tests/test_api.py tests/test_api_media.py tests/test_api_mastodon_py.py
+	tests/test_worker_faults.py tests/test_oauth.py tests/test_api.py tests/test_api_media.py tests/test_api_mastodon_py.py
 BENCH_ARGS ?=
 
 CONFIG_ARG := $(if $(CONFIG),--config $(CONFIG))
