@@ -37,7 +37,19 @@ def test_readyz_reports_every_backend(client):
     assert response.headers["cache-control"] == "no-store"
 
 
-@pytest.mark.parametrize("broken", ["db", "kv", "blobs", "queue", "cache"])
+def test_readyz_keeps_a_node_without_its_cache_ready_but_degraded(client, ctx, monkeypatch):
+    def fail():
+        raise ConnectionError("memcached gone")
+
+    monkeypatch.setattr(ctx.backends.cache, "check", fail)
+    response = client.get("/readyz")
+    assert response.status_code == 200  # slower without its cache, never broken: the load balancer keeps it
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["backends"]["cache"] == {"ok": False, "detail": "ConnectionError: memcached gone"}
+
+
+@pytest.mark.parametrize("broken", ["db", "kv", "blobs", "queue", "feeds", "events"])
 def test_readyz_names_the_broken_backend(client, ctx, monkeypatch, broken):
     def fail():
         raise ConnectionError("disk on fire")
