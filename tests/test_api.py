@@ -12,7 +12,7 @@ import pytest
 
 from app.services import accounts
 from tests.apitools import Api
-from tests.conftest import TESTDATA, all_rows
+from tests.conftest import TESTDATA, all_rows, fetch_media
 
 FLOWER, HOPPER = TESTDATA / "good" / "flower.jpg", TESTDATA / "good" / "hopper.jpg"
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -184,7 +184,7 @@ def test_an_upload_is_202_while_processing_then_has_sizes_blurhash_and_focus(ctx
     assert original["size"] == f"{original['width']}x{original['height']}"
     assert media["meta"]["focus"] == {"x": 0.5, "y": -0.25}
     assert len(media["blurhash"]) == 28
-    image = ana.get(local(media["url"]))
+    image = fetch_media(ana, local(media["url"]))
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     updated = ana.ok("PUT", f"/api/v1/media/{media['id']}", data={"description": "Red", "focus": "0,0"})
     assert updated["description"] == "Red" and updated["meta"]["focus"] == {"x": 0.0, "y": 0.0}
@@ -197,7 +197,7 @@ def test_an_unposted_upload_is_its_uploaders_alone(ctx, client, ana, bo):
     # The link the uploader got is signed (apps load images without cookies); without its signature, or with a
     # forged or expired one, nobody else gets the file.
     signed = local(media["url"])
-    assert client.get(signed).status_code == 200
+    assert fetch_media(client, signed).status_code == 200
     path = urlsplit(signed).path
     assert client.get(path).status_code == 404 and bo.get(path).status_code == 404
     expires = parse_qs(urlsplit(signed).query)["expires"][0]
@@ -240,7 +240,7 @@ def test_a_status_with_two_photos_and_alt_text(ctx, ana, bo):
     assert datetime.fromisoformat(status["created_at"].replace("Z", "+00:00"))
     # The uploads are now the post's photos: the same files, served as the post allows, and gone from the list of
     # uploads not yet posted.
-    assert bo.get(local(status["media_attachments"][0]["url"])).status_code == 200
+    assert fetch_media(bo, local(status["media_attachments"][0]["url"])).status_code == 200
     assert ana.get(f"/api/v1/media/{first['id']}").status_code == 404
     assert all_rows(ctx, "media_attachments") == []
     ctx.backends.queue.run_pending()
@@ -383,7 +383,7 @@ def test_a_private_accounts_status_reads_like_a_missing_one(ctx, client, ana, bo
     ana.ok("POST", f"/api/v1/follow_requests/{bo.id}/authorize")
     seen = bo.ok("GET", f"/api/v1/statuses/{status['id']}")
     assert seen["visibility"] == "private"
-    assert client.get(local(seen["media_attachments"][0]["url"])).status_code == 200  # signed for the follower
+    assert fetch_media(client, local(seen["media_attachments"][0]["url"])).status_code == 200  # signed for follower
 
 
 # --- Timelines, notifications, search ------------------------------------------------------------------------------
