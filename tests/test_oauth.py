@@ -391,3 +391,36 @@ def test_nothing_from_a_redirect_uri_but_its_scheme_and_host_reaches_the_csp(ana
     assert "script-src 'self';" in page.headers["content-security-policy"]
     local, _, _ = consent(ana, app, redirect_uri="http://127.0.0.1:9/cb")
     assert "form-action 'self' http://127.0.0.1:9;" in local.headers["content-security-policy"]
+
+
+def refresh_with(client, app: dict, refresh_token: str):
+    return client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": app["client_id"],
+            "client_secret": app["client_secret"],
+        },
+    )
+
+
+def test_a_refresh_token_of_another_app_is_refused_and_stays_valid(ana, app_side):
+    mine, theirs = token_for(ana, app_side), token_for(ana, app_side)
+    stolen = refresh_with(app_side, mine["app"], theirs["refresh_token"])
+    assert stolen.status_code == 400 and "another app" in stolen.json()["error_description"]
+    assert me(app_side, theirs["access_token"]).status_code == 200
+    assert refresh_with(app_side, theirs["app"], theirs["refresh_token"]).status_code == 200
+
+
+def test_revoking_the_refresh_token_ends_its_access_token_too(ctx, ana, app_side):
+    issued = token_for(ana, app_side)
+    app = issued["app"]
+    done = app_side.post(
+        "/oauth/revoke",
+        data={"client_id": app["client_id"], "client_secret": app["client_secret"], "token": issued["refresh_token"]},
+    )
+    assert done.status_code == 200
+    assert me(app_side, issued["access_token"]).status_code == 401
+    assert refresh_with(app_side, app, issued["refresh_token"]).status_code == 400
+    assert all_rows(ctx, "oauth_grants") == [] and all_rows(ctx, "oauth_refresh_tokens") == []
