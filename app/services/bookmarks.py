@@ -13,7 +13,7 @@ from app.clock import now_ms
 from app.context import Context
 from app.services import posts
 from app.services.accounts import User
-from app.services.interactions import ready_post
+from app.services.interactions import ready_post, viewers_post_ids
 
 
 def bookmark(ctx: Context, viewer: User, post_id: int) -> posts.Post:
@@ -37,15 +37,7 @@ def unbookmark(ctx: Context, viewer: User, post_id: int) -> posts.Post:
 
 def bookmarked_ids(ctx: Context, viewer: User | None, post_ids: list[int]) -> set[int]:
     """Which of these posts the viewer bookmarked: one query on the viewer's shard."""
-    wanted = list(dict.fromkeys(post_ids))
-    if viewer is None or not wanted:
-        return set()
-    with ctx.db.read(viewer.shard) as conn:
-        rows = conn.all(
-            f"SELECT post_id FROM bookmarks WHERE user_id = ? AND post_id IN ({', '.join('?' * len(wanted))})",
-            [viewer.id, *wanted],
-        )
-    return {r["post_id"] for r in rows}
+    return viewers_post_ids(ctx, "bookmarks", viewer, post_ids)
 
 
 def list_bookmarks(

@@ -91,12 +91,18 @@ def unlike(ctx: Context, viewer: User, post_id: int) -> posts.Post:
 
 def liked_post_ids(ctx: Context, viewer: User | None, post_ids: list[int]) -> set[int]:
     """Which of these posts the viewer likes: one query on the viewer's shard (hearts on a page of posts)."""
+    return viewers_post_ids(ctx, "liked", viewer, post_ids)
+
+
+def viewers_post_ids(ctx: Context, table: str, viewer: User | None, post_ids: list[int]) -> set[int]:
+    """Which of these posts have a row (user_id, post_id) of the viewer's in `table` (likes, bookmarks, kept on the
+    viewer's shard): one query there."""
     wanted = list(dict.fromkeys(post_ids))
     if viewer is None or not wanted:
         return set()
     with ctx.db.read(viewer.shard) as conn:
         rows = conn.all(
-            f"SELECT post_id FROM liked WHERE user_id = ? AND post_id IN ({', '.join('?' * len(wanted))})",
+            f"SELECT post_id FROM {table} WHERE user_id = ? AND post_id IN ({', '.join('?' * len(wanted))})",
             [viewer.id, *wanted],
         )
     return {r["post_id"] for r in rows}
