@@ -39,7 +39,7 @@ def _answer(request: Request, status: int, message: str) -> Response:
     if not hasattr(request.state, "viewer"):
         # No handler ran (an unknown address): look the viewer up so the page header is right.
         try:
-            provide_viewer(request)
+            provide_viewer(request, request.app.state.ctx)
         except Exception:
             request.state.viewer = None
     return Template(template_name="error.html", context={"status": status, "message": message}, status_code=status)

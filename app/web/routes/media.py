@@ -121,10 +121,10 @@ def _cache_control(ctx: Context, request: Request, key: str) -> str:
         return PRIVATE_CACHE
     try:
         if parts[0] == "posts":
-            post = posts.get_post(ctx, parts[1], provide_viewer(request))
+            post = posts.get_post(ctx, parts[1], provide_viewer(request, ctx))
             allowed, public = posts.media_keys(post), can_view(ctx, None, post.author)
         else:
-            allowed, public = attachments.viewable_keys(ctx, parts[1], provide_viewer(request))
+            allowed, public = attachments.viewable_keys(ctx, parts[1], provide_viewer(request, ctx))
     except NotFound:
         raise NotFound(NO_SUCH_PHOTO) from None
     if key not in allowed:
