@@ -132,6 +132,9 @@ class FeedsConfig:
     fanout_chunk: int = 1000
     # Accounts with at least this many followers are not fanned out: their posts are merged in when a feed is read.
     celebrity_threshold: int = 50_000
+    # Each process keeps a viewer's rendered first page of their home feed this long (0: never). Their own actions and
+    # new posts show at once; others' likes, comments and edits of the posts on it show within this time.
+    page_cache_seconds: int = 5
     # backend = "redis": this section's own Redis server, instead of [redis] url.
     redis_url: str = field(default="", metadata={"dsn": True})
 
@@ -274,6 +277,7 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("feeds", "max_items"): (lambda v: 10 <= v <= 10_000, "from 10 to 10000"),
     ("feeds", "fanout_chunk"): (lambda v: 10 <= v <= 100_000, "from 10 to 100000"),
     ("feeds", "celebrity_threshold"): (lambda v: v >= 1, "at least 1"),
+    ("feeds", "page_cache_seconds"): (lambda v: 0 <= v <= 60, "from 0 to 60"),
     ("sessions", "lifetime_days"): (lambda v: 1 <= v <= 400, "from 1 to 400"),
     ("queue", "embedded_workers"): (lambda v: 0 <= v <= 32, "from 0 to 32"),
     ("queue", "task_retries"): (lambda v: 0 <= v <= 10, "from 0 to 10"),

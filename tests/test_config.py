@@ -101,6 +101,7 @@ def test_a_missing_section_or_key_takes_its_default(tmp_path):
         ('[log]\nlevel = "loud"\n', ["[log] level"]),
         ('[storage]\ndata_dir = "  "\n', ["[storage] data_dir"]),
         ("[feeds]\nmax_items = 5\n", ["[feeds] max_items"]),
+        ("[feeds]\npage_cache_seconds = -1\n", ["[feeds] page_cache_seconds"]),
         ("[queue]\nembedded_workers = -1\n", ["[queue] embedded_workers"]),
         ("server = 1\n", ["server"]),
     ],

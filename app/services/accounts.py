@@ -22,6 +22,7 @@ from app import ids, metrics
 from app.clock import now_ms
 from app.context import Context
 from app.errors import Forbidden, UserError
+from app.services import page_versions
 
 USERNAME_RULES = "1–30 characters: lowercase letters, digits, underscores and dots"
 _USERNAME = re.compile(r"^[a-z0-9_.]{1,30}$")
@@ -241,6 +242,7 @@ def update_profile(ctx: Context, user: User, display_name: str, bio: str, is_pri
             "UPDATE users SET display_name = ?, bio = ?, is_private = ?, updated_at = ? WHERE id = ?",
             (display_name, bio, int(private), now_ms(), user.id),
         )
+    page_versions.touch(ctx, user.id)  # the name on the user's own cards
     updated = get_user(ctx, user.id)
     if user.is_private and not private:
         from app.services import graph  # graph imports this module

@@ -13,6 +13,7 @@ from app.clock import now_ms
 from app.context import Context
 from app.errors import UserError
 from app.media import images
+from app.services import page_versions
 from app.services.accounts import User, get_user
 
 log = logging.getLogger("pinhole.avatars")
@@ -76,6 +77,7 @@ def process_avatar(ctx: Context, user_id: int) -> None:
             blobs.delete(avatar_key)
         return
     blobs.delete(upload_key)
+    page_versions.touch(ctx, user.id)  # the avatar in the nav and on the user's own cards
     if webp is not None and current["avatar_key"] and current["avatar_key"] != avatar_key:
         blobs.delete(current["avatar_key"])
 
@@ -83,6 +85,7 @@ def process_avatar(ctx: Context, user_id: int) -> None:
 def remove_avatar(ctx: Context, user: User) -> None:
     with ctx.db.write(user.shard) as conn:
         conn.run("UPDATE users SET avatar_key = NULL, avatar_error = NULL WHERE id = ?", (user.id,))
+    page_versions.touch(ctx, user.id)
     if user.avatar_key:
         ctx.backends.blobs.delete(user.avatar_key)
 

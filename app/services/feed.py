@@ -76,6 +76,13 @@ def home_feed(ctx: Context, viewer: User, before: int | None, limit: int) -> tup
     return shown, cursor
 
 
+def first_page_ids(ctx: Context, viewer: User, limit: int) -> list[int]:
+    """The ids the first page of `home_feed(ctx, viewer, None, limit)` is read from when its first read suffices (it
+    does unless most of them are skipped): what a kept first page is checked against (app/web/home_pages.py)."""
+    muted = graph.muted_ids(ctx, viewer.id) if celebrity_ids(ctx) else set()  # mutes only matter for celebrities
+    return _merged_ids(ctx, viewer.id, _followed_celebrities(ctx, viewer, muted), None, limit + FEED_OVERFETCH)
+
+
 def _merged_ids(ctx: Context, viewer_id: int, celebrities: list[int], before: int | None, n: int) -> list[int]:
     """The newest `n` ids older than `before` across the stored feed and the celebrities' posts. Each source gives
     its own newest `n`, so the first `n` of the merge are exactly right."""

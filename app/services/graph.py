@@ -20,7 +20,7 @@ from app import ids
 from app.clock import now_ms
 from app.context import Context
 from app.errors import Conflict, NotFound, UserError
-from app.services import feed, notifications
+from app.services import feed, notifications, page_versions
 from app.services.accounts import User, get_user, get_users
 
 NO_ACCOUNT = "There is no account with that name."
@@ -117,6 +117,7 @@ def follow(ctx: Context, viewer: User, target: User) -> str:
     feed.note_follower_count(ctx, target.id, follower_count)
     if state == "active":
         feed.backfill(ctx, viewer.id, target)
+    page_versions.touch(ctx, viewer.id)
     notifications.notify(ctx, target.id, "follow" if state == "active" else "follow_request", viewer.id)
     return state
 
@@ -159,6 +160,7 @@ def _remove_edge(ctx: Context, follower_id: int, target_id: int) -> None:
     if follower_count is not None:
         feed.note_follower_count(ctx, target_id, follower_count)
     feed.remove_author(ctx, follower_id, target_id)
+    page_versions.touch(ctx, follower_id)
     notifications.withdraw(ctx, target_id, "follow", follower_id)
     notifications.withdraw(ctx, target_id, "follow_request", follower_id)
 
@@ -180,6 +182,7 @@ def approve_request(ctx: Context, owner: User, follower_id: int) -> None:
     _write_following(ctx, follower_id, owner.id, "active", now)
     feed.note_follower_count(ctx, owner.id, follower_count)
     feed.backfill(ctx, follower_id, owner)
+    page_versions.touch(ctx, follower_id)
     notifications.withdraw(ctx, owner.id, "follow_request", follower_id)
     notifications.notify(ctx, owner.id, "follow", follower_id)
 
@@ -348,6 +351,7 @@ def mute(ctx: Context, viewer: User, target: User) -> None:
             "INSERT INTO mutes (user_id, target_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (viewer.id, target.id, now_ms()),
         )
+    page_versions.touch(ctx, viewer.id)
     if not added:
         raise Conflict(f"You already mute @{target.username}.")
 
@@ -355,6 +359,7 @@ def mute(ctx: Context, viewer: User, target: User) -> None:
 def unmute(ctx: Context, viewer: User, target_id: int) -> None:
     with ctx.db.write(viewer.shard) as conn:
         conn.run("DELETE FROM mutes WHERE user_id = ? AND target_id = ?", (viewer.id, target_id))
+    page_versions.touch(ctx, viewer.id)
 
 
 def target_user(ctx: Context, viewer: User | None, user_id: int) -> User:

@@ -19,7 +19,7 @@ from app import ids
 from app.clock import now_ms
 from app.context import Context
 from app.errors import Conflict, Forbidden, NotFound, UserError
-from app.services import graph, notifications, places, posts, tags
+from app.services import graph, notifications, page_versions, places, posts, tags
 from app.services.accounts import User, get_users
 from app.services.visibility import can_view
 
@@ -69,6 +69,7 @@ def like(ctx: Context, viewer: User, post_id: int) -> posts.Post:
             "INSERT INTO liked (user_id, post_id, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (viewer.id, post.id, now),
         )
+    page_versions.touch(ctx, viewer.id)
     if not added:
         raise Conflict("You already like this post.")
     notifications.notify(ctx, post.author.id, "like", viewer.id, post_id=post.id)
@@ -85,6 +86,7 @@ def unlike(ctx: Context, viewer: User, post_id: int) -> posts.Post:
         count = conn.value("SELECT like_count FROM posts WHERE id = ?", (post.id,)) or 0
     with ctx.db.write(viewer.shard) as conn:
         conn.run("DELETE FROM liked WHERE user_id = ? AND post_id = ?", (viewer.id, post.id))
+    page_versions.touch(ctx, viewer.id)
     notifications.withdraw(ctx, post.author.id, "like", viewer.id, post_id=post.id)
     return replace(post, like_count=count)
 
@@ -183,6 +185,7 @@ def add_comment(ctx: Context, viewer: User, post_id: int, body: str) -> Comment:
             (comment_id, post.id, viewer.id, body, now),
         )
         conn.run("UPDATE posts SET comment_count = comment_count + 1 WHERE id = ?", (post.id,))
+    page_versions.touch(ctx, viewer.id)
     notifications.notify(ctx, post.author.id, "comment", viewer.id, post_id=post.id, comment_id=comment_id)
     for user in mentioned.values():
         # The author hears of it as a comment already; someone who may not see the post hears nothing.
@@ -211,6 +214,7 @@ def delete_comment(ctx: Context, viewer: User, comment_id: int, post_id: int | N
             conn.run("UPDATE posts SET comment_count = comment_count - 1 WHERE id = ?", (post.id,))
     if not deleted:
         raise NotFound(NO_COMMENT)  # deleted meanwhile, by another request
+    page_versions.touch(ctx, viewer.id)
     notifications.withdraw(ctx, post.author.id, "comment", row["author_id"], post_id=post.id, comment_id=comment_id)
     for user in tags.users_named(ctx, tags.extract_mentions(row["body"])).values():
         notifications.withdraw(ctx, user.id, "mention", row["author_id"], post_id=post.id, comment_id=comment_id)
@@ -269,6 +273,7 @@ def set_comments_off(ctx: Context, viewer: User, post_id: int, off: bool) -> Non
     post = _own_post(ctx, viewer, post_id, "Only its author can turn comments off or on.")
     with ctx.db.write(ids.shard_of(post.id)) as conn:
         conn.run("UPDATE posts SET comments_off = ? WHERE id = ?", (int(bool(off)), post.id))
+    page_versions.touch(ctx, viewer.id)
 
 
 # --- Editing -------------------------------------------------------------------------------------------------------
@@ -327,6 +332,7 @@ def edit_post(
             "UPDATE post_media SET alt_text = ? WHERE id = ? AND post_id = ?",
             [(text, media_id, post.id) for media_id, text in alts.items()],
         )
+    page_versions.touch(ctx, viewer.id)
     if post.status == "ready":  # before then, the post_ready task indexes what the post says by that time
         dropped = set(tags.extract_mentions(post.caption)) - set(tags.extract_mentions(caption))
         tags.withdraw_mentions(ctx, post.id, post.author.id, dropped)

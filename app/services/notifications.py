@@ -15,6 +15,7 @@ from app import ids
 from app.clock import now_ms
 from app.context import Context
 from app.errors import NotFound
+from app.services import page_versions
 
 if TYPE_CHECKING:
     from app.services.accounts import User
@@ -348,7 +349,9 @@ def clear(ctx: Context, viewer: User) -> None:
 
 
 def _announce(ctx: Context, user_id: int) -> None:
-    """Tell the person's open pages the count changed. Best effort: a page that misses it catches up on load."""
+    """Tell the person's open pages the count changed, and let their next page show it (the badge is in the nav).
+    Best effort: a page that misses the event catches up on load."""
+    page_versions.touch(ctx, user_id)
     try:
         ctx.backends.events.publish(channel(user_id), {"type": "notifications", "unread": unread_count(ctx, user_id)})
     except Exception:

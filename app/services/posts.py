@@ -32,7 +32,7 @@ from app.media import images
 from app.media.filters import FILTERS
 from app.media.images import ImageRejected
 from app.media.pipeline import ENCODINGS, SIZES, process_photo
-from app.services import tags
+from app.services import page_versions, tags
 from app.services.accounts import User, get_user, get_users
 from app.services.visibility import can_view, visible_authors
 
@@ -385,6 +385,7 @@ def delete_post(ctx: Context, viewer: User, post_id: int) -> None:
             conn.run("UPDATE users SET post_count = post_count - 1 WHERE id = ?", (post.author.id,))
     if not deleted:
         raise NotFound(NOT_FOUND)  # deleted meanwhile, by another request
+    page_versions.touch(ctx, post.author.id)  # followers' feeds lose it in the post_deleted task
     # The keys its task derives from the post, and those its rows name (photos uploaded before the post).
     blob_keys = dict.fromkeys([*post_blob_keys(post.id, upload_keys), *sorted(media_keys(post))])
     ctx.backends.queue.enqueue("delete_blobs", list(blob_keys))
