@@ -77,7 +77,8 @@ class _EmbeddedConsumer:
 
 
 class HueyQueue(Queue):
-    """Each backend file gives the Huey storage and claim_minute, kept where the queue is so every consumer shares it."""
+    """Each backend file gives the Huey storage and claim_minute, whose claims live where the queue does, so every
+    consumer of the queue shares them."""
 
     def __init__(self, huey: Huey, description: str):
         self.huey = huey
@@ -93,7 +94,7 @@ class HueyQueue(Queue):
 
     @abstractmethod
     def claim_minute(self, name: str, minute: int) -> bool:
-        """True for the first caller, across every consumer of this queue, for this task and minute (Unix time // 60)."""
+        """True for the first caller, across every consumer of this queue, of this task and minute (Unix time // 60)."""
 
     def enqueue(self, name: str, *args: Any, delay: float | None = None) -> None:
         task = self._tasks[name]
