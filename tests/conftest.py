@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
 
+from app.backends.blobs.s3 import StorageUnavailable
 from app.context import Context, build_context
 from app.web.app import create_app
 from tests.backends import make_config
@@ -139,3 +140,27 @@ def all_rows(ctx: Context, table: str, where: str = "", params: tuple = ()) -> l
 def all_users(ctx: Context) -> list[dict]:
     """Every user row on the site, across all shards (to prove nothing was created or changed)."""
     return all_rows(ctx, "users", "ORDER BY id")
+
+
+class FailingBlobs:
+    """A site's blob store failing as S3 going away would: the `fail_from`-th put and every later one, and every
+    delete while `deletes_fail`, raise StorageUnavailable; the rest goes to the real store. Swap it in with
+    monkeypatch.setattr(ctx.backends, "blobs", FailingBlobs(ctx.backends.blobs, ...))."""
+
+    def __init__(self, store, fail_from: int, deletes_fail: bool = False):
+        self.store, self.fail_from, self.deletes_fail = store, fail_from, deletes_fail
+        self.puts = 0
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.puts += 1
+        if self.puts >= self.fail_from:
+            raise StorageUnavailable()
+        self.store.put(key, data, content_type)
+
+    def delete(self, key: str) -> None:
+        if self.deletes_fail:
+            raise StorageUnavailable()
+        self.store.delete(key)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from app.backends.database.base import DatabaseUnavailable
 from app.clock import now_ms
 from app.services import attachments
 from tests.apitools import Api
-from tests.conftest import TESTDATA, all_rows
+from tests.conftest import TESTDATA, FailingBlobs, all_rows
 
 FLOWER = TESTDATA / "good" / "flower.jpg"
 
@@ -37,6 +38,25 @@ def age(ctx, media_id: str, **columns_ms_ago: int) -> None:
 def stored_files(ctx) -> list[str]:
     """Every stored file, named as on local disk (media/<key>), whichever blob store the site uses."""
     return sorted(f"media/{key}" for key in ctx.backends.blobs.keys())
+
+
+def test_an_upload_whose_row_cannot_be_written_leaves_no_file(ctx, ana, monkeypatch, caplog):
+    # The photo is stored, then its database server goes away, and so does S3 before the file can be deleted.
+    def database_down(conn, shard):
+        raise DatabaseUnavailable(f"shard {shard}'s server is down (test)")
+
+    failing = FailingBlobs(ctx.backends.blobs, fail_from=2, deletes_fail=True)
+    monkeypatch.setattr(ctx.backends, "blobs", failing)
+    monkeypatch.setattr(attachments.ids, "next_id", database_down)
+    response = ana.post("/api/v2/media", files={"file": ("p.jpg", FLOWER.read_bytes(), "image/jpeg")})
+    assert response.status_code == 503
+    assert "database unavailable: shard" in caplog.text, "the answer is about the database that failed, not S3"
+    assert all_rows(ctx, "media_attachments") == []
+    [left] = stored_files(ctx)
+    assert left.removeprefix("media/") in caplog.text, "the log names the file left behind"
+    failing.deletes_fail = False  # S3 is back: the delete_blobs task removes it
+    assert ctx.backends.queue.run_pending() == 1
+    assert stored_files(ctx) == []
 
 
 def test_the_sweep_finds_an_upload_whose_task_never_ran(ctx, ana, monkeypatch):

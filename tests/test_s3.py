@@ -17,11 +17,11 @@ from app.cli import main
 from app.config import ConfigError
 from app.services import accounts, avatars, graph
 from tests.backends import build, make_config
-from tests.conftest import TESTDATA, all_rows, another_browser, sign_up
+from tests.conftest import TESTDATA, FailingBlobs, all_rows, another_browser, sign_up
 from tests.server_s3 import SeaweedFS
 from tests.servers import free_port
 from tests.test_media_serving import make_post, urls_of
-from tests.test_upload_web import FLOWER, upload
+from tests.test_upload_web import FLOWER, assert_nothing_stored, upload
 
 CDN = "https://cdn.example.test/pinhole"
 
@@ -145,6 +145,38 @@ def test_an_upload_while_s3_is_unreachable_fails_clearly_and_stores_nothing(make
         assert ready["backends"]["blobs"]["ok"] is False
     finally:
         s3.stop()
+
+
+FOUR_PHOTOS = [(f"flower{n}.jpg", FLOWER) for n in range(1, 5)]
+NOTHING_SAVED = "Photo storage can&#39;t be reached right now, so nothing was saved."
+
+
+def test_s3_failing_midway_through_a_post_leaves_no_rows_and_no_blobs(site, monkeypatch, caplog):
+    ctx, ana = site
+    failing = FailingBlobs(ctx.backends.blobs, fail_from=3)
+    monkeypatch.setattr(ctx.backends, "blobs", failing)
+    response = upload(ana, FOUR_PHOTOS, {"caption": "four flowers"})
+    assert response.status_code == 503 and NOTHING_SAVED in response.text
+    assert failing.puts == 3, "two photos stored, the third refused, the fourth never sent"
+    assert_nothing_stored(ctx)  # rows, and the keys in the real bucket
+    assert "was not saved; deleted the 3 upload(s) it had stored" in caplog.text
+    assert ctx.backends.queue.pending() == 0
+
+
+def test_uploads_s3_cannot_delete_at_once_are_queued_for_deletion(site, monkeypatch, caplog):
+    # S3 goes away for good midway: the photos it stored cannot be deleted either until it is back.
+    ctx, ana = site
+    failing = FailingBlobs(ctx.backends.blobs, fail_from=3, deletes_fail=True)
+    monkeypatch.setattr(ctx.backends, "blobs", failing)
+    response = upload(ana, FOUR_PHOTOS, {"caption": "four flowers"})
+    assert response.status_code == 503 and NOTHING_SAVED in response.text
+    assert all_rows(ctx, "posts") == [] and all_rows(ctx, "post_media") == []
+    stored = list(ctx.backends.blobs.keys())
+    assert len(stored) == 2
+    assert all(key in caplog.text for key in stored), "the log names the uploads left behind"
+    failing.deletes_fail = False  # S3 is back: the delete_blobs task removes them
+    assert ctx.backends.queue.run_pending() == 1
+    assert_nothing_stored(ctx)
 
 
 # --- Start-up and configuration --------------------------------------------------------------------------------

@@ -123,9 +123,9 @@ def build_backends(config: Config) -> Backends:
         feeds = RedisFeedStore(redis_server("feeds"), config.feeds.max_items)
 
     if config.queue.backend == "sqlite":
-        from app.backends.queue.sqlite import sqlite_queue
+        from app.backends.queue.sqlite import SqliteHueyQueue
 
-        queue: Queue = sqlite_queue(data / "queue.sqlite3", config.database.busy_timeout_ms)
+        queue: Queue = SqliteHueyQueue(data / "queue.sqlite3", config.database.busy_timeout_ms)
     if config.queue.backend == "redis":
         from app.backends.queue.redis import RedisHueyQueue
 

@@ -102,9 +102,10 @@ def upload(ctx: Context, user: User, data: bytes, description: str | None = "", 
         raise UserError("Choose a photo to upload (the file field is empty).", field="file")
     posts.check_upload(ctx, data)
     upload_key = new_key("uploads", "bin")
-    ctx.backends.blobs.put(upload_key, data, "application/octet-stream")
     now = now_ms()
     try:
+        # Inside the try: a put that timed out may have been stored all the same.
+        ctx.backends.blobs.put(upload_key, data, "application/octet-stream")
         with ctx.db.write(user.shard) as conn:
             media_id = ids.next_id(conn, user.shard)
             conn.run(
@@ -113,7 +114,7 @@ def upload(ctx: Context, user: User, data: bytes, description: str | None = "", 
                 (media_id, user.id, upload_key, alt_text, focus, now, now),
             )
     except BaseException:
-        ctx.backends.blobs.delete(upload_key)
+        posts.discard_uploads(ctx, [upload_key], f"an API upload by user {user.id} was not saved")
         raise
     try:
         ctx.backends.queue.enqueue("process_attachment", media_id)

@@ -113,16 +113,16 @@ def create_post(
 ) -> Post:
     """Check everything, store the uploads, record the post as "processing" and enqueue its task.
 
-    Every check runs before anything is stored; a failure after that removes what was stored, so a refused
-    post leaves no row and no blob behind."""
+    Every check runs before anything is stored; a failure after that (the blob store or the database going away
+    midway) writes no row and removes the uploads already stored, so a refused post leaves nothing behind."""
     photos, caption, place = _checked(ctx, photos, caption, place)
     blobs = ctx.backends.blobs
     upload_keys: list[str] = []
     try:
         for photo in photos:
             key = new_key("uploads", "bin")
+            upload_keys.append(key)  # before the put: one that timed out may have been stored all the same
             blobs.put(key, photo.data, "application/octet-stream")
-            upload_keys.append(key)
         now = now_ms()
         with ctx.db.write(author.shard) as conn:
             post_id = ids.next_id(conn, author.shard)
@@ -150,7 +150,7 @@ def create_post(
                 ],
             )
     except BaseException:
-        _delete_blobs(ctx, upload_keys)
+        discard_uploads(ctx, upload_keys, f"a post of {len(photos)} photo(s) by user {author.id} was not saved")
         raise
     try:
         ctx.backends.queue.enqueue("process_post", post_id)
@@ -430,6 +430,25 @@ def delete_blobs(ctx: Context, keys: list[str]) -> None:
 def _delete_blobs(ctx: Context, keys: list[str]) -> None:
     for key in keys:
         ctx.backends.blobs.delete(key)
+
+
+def discard_uploads(ctx: Context, keys: list[str], why: str) -> None:
+    """Best effort, while a request fails: delete the uploads it stored. Never raises, so the person sees the
+    original failure; keys the store will not delete now (it is down) go to the delete_blobs task, which retries."""
+    left = []
+    for key in keys:
+        try:
+            ctx.backends.blobs.delete(key)
+        except Exception:
+            left.append(key)
+    if not left:
+        log.warning("%s; deleted the %d upload(s) it had stored", why, len(keys))
+        return
+    log.warning("%s; could not delete %d of its %d stored upload(s) now, queued: %s", why, len(left), len(keys), left)
+    try:
+        ctx.backends.queue.enqueue("delete_blobs", left)
+    except Exception:
+        log.exception("could not queue the deletion of %s: they stay in the blob store", left)
 
 
 # --- Processing (the queue task) -----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -141,3 +142,36 @@ def test_check_reports_the_queue(queue):
     queue.register("record", record, retries=0)
     queue.enqueue("record", 1)
     assert isinstance(queue.check(), str) and queue.check()
+
+
+def tick():
+    record("tick")
+
+
+def test_a_periodic_task_runs_once_a_minute_across_consumers(queue, build, queue_name, caplog):
+    # Two nodes consume the same queue; each consumer's scheduler checks the periodic tasks as it starts.
+    caplog.set_level(logging.DEBUG, logger="pinhole.queue")
+    nodes = [queue, build("queue", queue_name).queue]
+    for node in nodes:
+        node.register_periodic("tick", tick)
+    if time.time() % 60 > 57:  # both schedulers must check within one minute
+        time.sleep(60 - time.time() % 60 + 0.1)
+    consumers = [node.start_consumer(1) for node in nodes]
+    try:
+        _wait_until(lambda: RAN and "another consumer enqueued this minute's run" in caplog.text, 5)
+        _wait_until(lambda: queue.pending() == 0, 5)
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+    assert RAN == [("tick",)], "each consumer ran this minute's sweep"
+
+
+def test_a_minute_is_claimed_once_per_task(queue, build, queue_name):
+    # The claim under the periodic tasks (every backend here is a HueyQueue): first caller of any node wins.
+    other = build("queue", queue_name).queue
+    minute = int(time.time() // 60)
+    assert queue.claim_minute("tick", minute)
+    assert not queue.claim_minute("tick", minute)
+    assert not other.claim_minute("tick", minute)
+    assert other.claim_minute("tock", minute), "another task's claim is its own"
+    assert other.claim_minute("tick", minute + 1), "the next minute is free again"

@@ -25,7 +25,7 @@ class Queue(ABC):
 
     @abstractmethod
     def register_periodic(self, name: str, fn: Callable[[], Any], every_minutes: int = 1) -> None:
-        """Run `fn` on a schedule (the sweeps)."""
+        """Run `fn` on a schedule (the sweeps): once per period across every consumer of this queue."""
 
     @abstractmethod
     def enqueue(self, name: str, *args: Any, delay: float | None = None) -> None: ...

@@ -14,6 +14,10 @@ from huey import RedisHuey
 from app.backends.queue.huey_queue import HueyQueue
 from app.backends.redis_server import RedisServer
 
+CLAIM_PREFIX = "queue:periodic:"  # beside Huey's own "huey.*" keys
+# A claim outlives its minute by far, so a consumer whose scheduler checks late still finds it.
+CLAIM_SECONDS = 3600
+
 
 class RedisHueyQueue(HueyQueue):
     """HueyQueue whose calls from requests and the CLI raise RedisUnavailable naming the server."""
@@ -34,6 +38,10 @@ class RedisHueyQueue(HueyQueue):
     def run_pending(self, limit: int = 1000) -> int:
         with self.server.client():
             return super().run_pending(limit)
+
+    def claim_minute(self, name: str, minute: int) -> bool:
+        with self.server.client() as r:
+            return bool(r.set(f"{CLAIM_PREFIX}{name}:{minute}", 1, nx=True, ex=CLAIM_SECONDS))
 
     def check(self) -> str:
         return f"{self.server.check()}: huey queue ({self.pending()} pending)"
