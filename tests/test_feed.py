@@ -280,6 +280,22 @@ def test_a_page_of_skipped_posts_never_hides_the_posts_below_it(make_site):
     assert [post_id for page in pages for post_id in page] == sorted([*stars, friends], reverse=True)
 
 
+def test_an_account_falling_below_the_threshold_keeps_its_posts_in_feeds(make_site):
+    ctx, _ = make_site(feeds={"celebrity_threshold": 2})
+    cheap(ctx)
+    star, fan, other = user(ctx, "star"), user(ctx, "fan"), user(ctx, "other")
+    graph.follow(ctx, fan, star)
+    before = share(ctx, star)  # fanned out: star had one follower
+    graph.follow(ctx, other, star)
+    during = [share(ctx, star) for _ in range(2)]  # merged at read time, never fanned out
+    assert feed.is_celebrity(ctx, star.id) and stored(ctx, fan.id) == [before]
+    graph.unfollow(ctx, other, star)  # below the threshold: no longer merged in
+    assert not feed.is_celebrity(ctx, star.id)
+    ctx.backends.queue.run_pending()  # so its recent posts are fanned out now
+    assert stored(ctx, fan.id) == shown(ctx, fan) == sorted([before, *during], reverse=True)
+    assert stored(ctx, other.id) == []
+
+
 def test_a_celebritys_deleted_post_leaves_the_merged_feed(make_site):
     ctx, _ = make_site(feeds={"celebrity_threshold": 1})
     cheap(ctx)

@@ -154,7 +154,9 @@ def fanout_post(ctx: Context, post_id: int, after: int) -> None:
         feeds.add(post_id, [author.id])  # your own posts are in your own feed
         note_follower_count(ctx, author.id, author.follower_count)
     chunk: list[int] = []
-    if not is_celebrity(ctx, author.id):  # a celebrity's posts are merged in when feeds are read
+    # A celebrity's posts are merged in when feeds are read. Asked of shard 0, not this process's memo of the list:
+    # a worker holding an old memo would skip the fan-out of an account that just stopped being one.
+    if not _listed_celebrity(ctx, author.id):
         chunk = graph.follower_ids(ctx, author.id, start, ctx.config.feeds.fanout_chunk)
     if chunk:
         feeds.add(post_id, chunk)
@@ -238,7 +240,7 @@ def note_follower_count(ctx: Context, user_id: int, follower_count: int) -> None
     if not celebrity and user_id not in celebrity_ids(ctx):
         return  # the common case: no write on shard 0 for every follow of an ordinary account
     with ctx.db.write(0) as conn:
-        listed = conn.value("SELECT 1 FROM celebrities WHERE user_id = ?", (user_id,)) is not None
+        listed = _listed(conn, user_id)
         if celebrity:
             conn.run(
                 "INSERT INTO celebrities (user_id, follower_count) VALUES (?, ?)"
@@ -250,6 +252,30 @@ def note_follower_count(ctx: Context, user_id: int, follower_count: int) -> None
     if celebrity != listed:
         ctx.backends.cache.invalidate(CELEBRITIES_KEY)
         _celebrities_memo.pop(ctx, None)
+    if listed and not celebrity:
+        _fan_out_again(ctx, user_id)
+
+
+def _listed(conn, user_id: int) -> bool:
+    return conn.value("SELECT 1 FROM celebrities WHERE user_id = ?", (user_id,)) is not None
+
+
+def _listed_celebrity(ctx: Context, user_id: int) -> bool:
+    with ctx.db.read(0) as conn:
+        return _listed(conn, user_id)
+
+
+def _fan_out_again(ctx: Context, author_id: int) -> None:
+    """The account fell below the threshold, so its posts are no longer merged into feeds when read: its recent
+    posts are fanned out now (those made while it was a celebrity never were; for the others it adds nothing)."""
+    post_ids = _recent_post_ids(ctx, author_id, BACKFILL_POSTS)
+    with ctx.db.write(ids.shard_of(author_id)) as conn:
+        conn.run_many(
+            "UPDATE posts SET fanout_after = 0, updated_at = ? WHERE id = ? AND fanout_after IS NULL",
+            [(now_ms(), post_id) for post_id in post_ids],
+        )
+    for post_id in post_ids:
+        ctx.backends.queue.enqueue("fanout_post", post_id, 0)
 
 
 def celebrity_ids(ctx: Context) -> frozenset[int]:
