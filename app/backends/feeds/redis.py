@@ -54,6 +54,17 @@ class RedisFeedStore(FeedStore):
                     pipe.zremrangebyrank(_key(user_id), 0, -self.max_items - 1)  # all but the newest max_items
                 pipe.execute()
 
+    def fill(self, feeds: Iterable[tuple[int, Iterable[int]]]) -> None:
+        newest = {user_id: sorted({_member(p) for p in post_ids})[-self.max_items :] for user_id, post_ids in feeds}
+        for batch in _batches(newest):
+            with self.server.client() as r:
+                pipe = r.pipeline(transaction=True)  # no reader sees a feed emptied and not yet refilled
+                for user_id in batch:
+                    pipe.delete(_key(user_id))
+                    if newest[user_id]:
+                        pipe.zadd(_key(user_id), dict.fromkeys(newest[user_id], 0))
+                pipe.execute()
+
     def remove(self, user_id: int, post_ids: Iterable[int]) -> None:
         members = sorted({_member(p) for p in post_ids})
         if members:
