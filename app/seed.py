@@ -22,9 +22,10 @@ last one, so `ids.next_id` (a server running meanwhile) carries on after the blo
 spread over a time window (users over the 60 to 30 days before now, posts over the last 30 days) when the
 shard's sequence is older than that window, and packed right after it otherwise; either way nothing repeats.
 
-Rows are written one transaction per shard (users, directory names, both sides of follows, posts, photos and
-feeds that live there), in batches of BATCH rows. A failure midway leaves the shards written so far; rerun with
---force-add or start from an empty data dir.
+Rows are written one transaction per shard (users, directory names, both sides of follows, posts and photos that
+live there), in batches of BATCH rows; then that shard's users' feeds go through the feed store's bulk `fill` (rows
+of `feed_items` on the same shard, or Redis sorted sets), about BATCH entries a call. A failure midway leaves the
+shards written so far; rerun with --force-add or start from an empty data dir.
 """
 
 from __future__ import annotations
@@ -412,26 +413,38 @@ class _Plan:
                         for t in (template_of.get(p) or templates[rng.randrange(len(templates))],)
                     ),
                 )
-                put("feeds", "INSERT INTO feed_items (user_id, post_id) VALUES (?, ?)", self._feed_rows(users, newest))
                 if shard == 0 and celebrity_rows:
                     put(
                         "celebrities", "INSERT INTO celebrities (user_id, follower_count) VALUES (?, ?)", celebrity_rows
                     )
+            # Through the feed store, whichever it is (SQL rows on these shards, Redis sorted sets): its own
+            # transactions, after this shard's.
+            for batch in self._feeds(users, newest):
+                ctx.backends.feeds.fill(batch)
+                done += sum(len(items) for _user_id, items in batch)
+                progress("feeds", done, total)
         ctx.backends.cache.invalidate("feeds:celebrities")  # app.services.feed.CELEBRITIES_KEY
         progress("done", total, total)
 
-    def _feed_rows(self, users: list[int], newest: list[list[int]]) -> Iterator[tuple[int, int]]:
-        """What fan-out would have left in each feed: own and followed non-celebrities' posts, newest max_items."""
+    def _feeds(self, users: list[int], newest: list[list[int]]) -> Iterator[list[tuple[int, list[int]]]]:
+        """What fan-out would have left in each feed (own and followed non-celebrities' posts, newest max_items), as
+        (user id, post ids), in batches of about BATCH posts."""
         max_items = self.ctx.config.feeds.max_items
         celebrities = self.celebrities
+        batch: list[tuple[int, list[int]]] = []
+        size = 0
         for u in users:
             # Sorting the concatenated runs is a C-speed merge; far quicker here than heapq in Python.
             items = sorted(itertools.chain(newest[u], *(newest[t] for t in self.following[u] if t not in celebrities)))
             del items[:-max_items]
             self.feed_items += len(items)
-            user_id = self.user_ids[u]
-            for post_id in items:
-                yield (user_id, post_id)
+            batch.append((self.user_ids[u], items))
+            size += len(items)
+            if size >= BATCH:
+                yield batch
+                batch, size = [], 0
+        if batch:
+            yield batch
 
     def _estimate_feed_items(self, post_count: list[int], max_items: int) -> int:
         """For the progress bar's total: each feed's size without merging (cheap, exact)."""

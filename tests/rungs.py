@@ -31,9 +31,11 @@ TOP_RUNG: dict[str, tuple[str, str]] = {
 ON_REDIS = ("sessions", "feeds", "queue", "events")
 
 
-def rung_sections(request: pytest.FixtureRequest, folder: Path, sections: dict[str, Any]) -> dict[str, Any]:
-    """`sections` for a site in `folder`, moved to the rung under test (a test's own keys win)."""
-    if RUNG == "0":
+def rung_sections(
+    request: pytest.FixtureRequest, folder: Path, sections: dict[str, Any], rung: str = RUNG
+) -> dict[str, Any]:
+    """`sections` for a site in `folder`, moved to `rung` (the rung under test unless given; a test's own keys win)."""
+    if rung == "0":
         return sections
     moved = {name: dict(keys) for name, keys in sections.items()}
     for section, (backend, fixture) in TOP_RUNG.items():

@@ -1,9 +1,10 @@
 """nginx in front of app nodes, for the tests: scaling/nginx.conf itself, with its addresses and paths rewritten.
 
-`nginx_in_front(upstream_urls)` (from the `nginx` fixture) writes the shipped file into a temp dir with the
-upstream servers, the listening port, the pid and the log files replaced, checks it with `nginx -t`, starts nginx
-in the foreground and returns its base URL; the fixture stops it when the test ends. A missing nginx skips the
-test with an install hint, or fails it under CI=true.
+`Nginx(upstream_urls)` writes the shipped file into a temp dir with the upstream servers, the listening port, the
+pid and the log files replaced, checks it with `nginx -t`, starts nginx in the foreground and waits until it answers
+at `.url`; `stop()` ends it. The `nginx` fixture hands out `in_front(upstream_urls) -> url` and stops each one when
+the test ends (the benchmarks in scaling/bench/ use the class). A missing nginx skips the test with an install hint,
+or fails it under CI=true.
 """
 
 from __future__ import annotations
@@ -52,42 +53,57 @@ def rewrite(conf: str, upstreams: list[str], port: int, folder: Path) -> str:
     return conf.replace("http {\n", "http {\n" + temp_paths, 1)
 
 
-@pytest.fixture
-def nginx() -> Iterator[Callable[[list[str]], str]]:
-    binary = nginx_binary()
-    if binary is None:
-        need("nginx not found", NGINX_HINT)
-    started: list[tuple[subprocess.Popen, Path]] = []
+class Nginx:
+    """scaling/nginx.conf, rewritten, running in front of `upstream_urls` (http://host:port) until stop()."""
 
-    def in_front(upstream_urls: list[str]) -> str:
-        folder = Path(tempfile.mkdtemp(prefix="pinhole-nginx-"))
+    def __init__(self, upstream_urls: list[str]):
+        binary = nginx_binary()
+        if binary is None:
+            need("nginx not found", NGINX_HINT)
+        self.folder = Path(tempfile.mkdtemp(prefix="pinhole-nginx-"))
         port = free_port()
         upstreams = [url.removeprefix("http://") for url in upstream_urls]
-        conf = folder / "nginx.conf"
-        conf.write_text(rewrite(SHIPPED.read_text(), upstreams, port, folder))
-        check = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(folder)], capture_output=True, text=True)
+        conf = self.folder / "nginx.conf"
+        conf.write_text(rewrite(SHIPPED.read_text(), upstreams, port, self.folder))
+        check = subprocess.run([binary, "-t", "-c", str(conf), "-p", str(self.folder)], capture_output=True, text=True)
         assert check.returncode == 0, f"nginx -t refused the rewritten scaling/nginx.conf:\n{check.stderr}"
-        popen = subprocess.Popen(
-            [binary, "-c", str(conf), "-p", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.popen = subprocess.Popen(
+            [binary, "-c", str(conf), "-p", str(self.folder)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        started.append((popen, folder))
-        base = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{port}"
 
         def answering() -> bool:
-            assert popen.poll() is None, f"nginx exited: {popen.stderr.read().decode()}"
+            assert self.popen.poll() is None, f"nginx exited: {self.popen.stderr.read().decode()}"
             try:
-                return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
 
-        wait_for(answering, 10, f"nginx on {base}")
-        return base
+        try:
+            wait_for(answering, 10, f"nginx on {self.url}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture
+def nginx() -> Iterator[Callable[[list[str]], str]]:
+    if nginx_binary() is None:
+        need("nginx not found", NGINX_HINT)
+    started: list[Nginx] = []
+
+    def in_front(upstream_urls: list[str]) -> str:
+        started.append(Nginx(upstream_urls))
+        return started[-1].url
 
     yield in_front
-    for popen, folder in started:
-        popen.terminate()
-        try:
-            popen.wait(10)
-        except subprocess.TimeoutExpired:
-            popen.kill()
-        shutil.rmtree(folder, ignore_errors=True)
+    for server in started:
+        server.stop()

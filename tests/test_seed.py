@@ -8,11 +8,13 @@ from collections import defaultdict
 import pytest
 
 from app import ids
+from app.context import build_context
 from app.seed import SEED_PASSWORD, SeedOptions, _ShardIds, check_site, count_users, seed
-from app.services import accounts, posts
+from app.services import accounts, feed, posts
 from tests.backends import make_config
-from tests.conftest import log_in
+from tests.conftest import fetch_media, log_in
 from tests.procs import one_line_error, run_cli
+from tests.rungs import rung_sections
 
 MAX_ITEMS = 10
 THRESHOLD = 15
@@ -106,6 +108,38 @@ def test_feeds_hold_what_fan_out_would_have_put_there(seeded):
     )
 
 
+@pytest.fixture
+def top_rung_site(request, tmp_path):
+    """A site on the top rung whatever PINHOLE_TEST_RUNG says: Postgres shards on two servers, feeds in Redis."""
+    sections = {"feeds": {"max_items": MAX_ITEMS, "celebrity_threshold": THRESHOLD}, "queue": {"embedded_workers": 0}}
+    ctx = build_context(make_config(tmp_path, **rung_sections(request, tmp_path, sections, rung="top")))
+    ctx.db.migrate()
+    yield ctx
+    ctx.close()
+
+
+def test_on_the_top_rung_feeds_are_seeded_into_the_feed_store_and_read_by_home_feed(top_rung_site):
+    ctx = top_rung_site
+    assert (ctx.db.dialect, ctx.config.feeds.backend) == ("postgres", "redis")
+    summary = seed(ctx, SMALL)
+    assert rows(ctx, "SELECT * FROM feed_items") == [], "nothing in the SQL table a Redis feed store never reads"
+    following = defaultdict(set)
+    for r in rows(ctx, "SELECT user_id, target_id FROM following"):
+        following[r["user_id"]].add(r["target_id"])
+    by_author = defaultdict(list)
+    for r in rows(ctx, "SELECT id, author_id FROM posts"):
+        by_author[r["author_id"]].append(r["id"])
+    users = accounts.get_users(ctx, [r["id"] for r in rows(ctx, "SELECT id FROM users")])
+    stored = 0
+    for user_id, viewer in users.items():
+        stored += len(ctx.backends.feeds.page(user_id, None, 1000))
+        # The first page: the newest of everyone followed, celebrities' posts merged in as the feed is read.
+        expected = sorted((p for a in {user_id} | following[user_id] for p in by_author[a]), reverse=True)[:5]
+        shown, _cursor = feed.home_feed(ctx, viewer, None, 5)
+        assert [p.id for p in shown] == expected
+    assert stored == summary.feed_items > 0
+
+
 def test_every_post_loads_and_its_photos_are_served(seeded):
     ctx, client, _ = seeded
     post_ids = [r["id"] for r in rows(ctx, "SELECT id FROM posts ORDER BY id")]
@@ -121,7 +155,7 @@ def test_every_post_loads_and_its_photos_are_served(seeded):
     for url in served:
         key = url.removeprefix("/media/")
         assert ctx.backends.blobs.exists(key)
-        answer = client.get(url)
+        answer = fetch_media(client, url)  # served by the app, or where it redirects (photos on S3)
         assert answer.status_code == 200 and answer.headers["content-type"] == "image/webp"
     # A post that is not a template shows the template's files too.
     page = client.get(f"/p/{post_ids[-1]}")

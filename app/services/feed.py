@@ -175,8 +175,7 @@ def _announce_new_post(ctx: Context, post_id: int, author: User, follower_ids: l
     """Open home pages of these followers show a "new posts" banner. Best effort, like every live event."""
     message = {"type": "new_post", "post_id": str(post_id), "author": author.username}
     try:
-        for follower_id in follower_ids:
-            ctx.backends.events.publish(channel(follower_id), message)
+        ctx.backends.events.publish_many([channel(f) for f in follower_ids], message)
     except Exception:
         log.warning("could not announce post %s", post_id, exc_info=True)
 

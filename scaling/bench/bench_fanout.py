@@ -62,6 +62,18 @@ def scenarios() -> list[dict]:
 
 
 def fan_out_once(ctx, author, data: bytes, followers: int) -> dict:
+    post_id, timings = time_fan_out(ctx, author, data)
+    reached = 0
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            reached += conn.value("SELECT count(*) FROM feed_items WHERE post_id = ?", (post_id,))
+    if reached != followers + 1:
+        raise RuntimeError(f"post {post_id} reached {reached} feeds, not {followers + 1}")
+    return timings
+
+
+def time_fan_out(ctx, author, data: bytes) -> tuple[int, dict]:
+    """Post a photo as `author`; (its id, seconds create → ready, ready → fan-out chain done, create → done)."""
     from app import ids
     from app.services.posts import PhotoUpload, create_post
 
@@ -83,13 +95,7 @@ def fan_out_once(ctx, author, data: bytes, followers: int) -> dict:
             raise RuntimeError(f"post {post.id} not in every feed after {TIMEOUT_SECONDS} s: {row}")
         time.sleep(POLL_SECONDS)
     done_at = time.perf_counter()
-    reached = 0
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            reached += conn.value("SELECT count(*) FROM feed_items WHERE post_id = ?", (post.id,))
-    if reached != followers + 1:
-        raise RuntimeError(f"post {post.id} reached {reached} feeds, not {followers + 1}")
-    return {"ready": ready_at - started, "fanout": done_at - ready_at, "total": done_at - started}
+    return post.id, {"ready": ready_at - started, "fanout": done_at - ready_at, "total": done_at - started}
 
 
 def report(results: list[dict], chunk: int, plot: Path) -> str:

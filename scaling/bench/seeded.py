@@ -136,9 +136,12 @@ end
 """
 
 
-def wrk(base_url: str, path: str, cookies: list[str], *, connections: int, seconds: int, threads: int = 2) -> Wrk:
+def wrk(
+    base_url: str, path: str, cookies: list[str], *, connections: int, seconds: int, threads: int = 2, timeout: int = 2
+) -> Wrk:
     """`wrk --latency` against one path, each request with the next cookie of the list; refuses to report a run
-    with errors or non-2xx answers."""
+    with errors or non-2xx answers. A request that takes more than `timeout` seconds (wrk's default: 2) counts as
+    an error."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_LUA % (", ".join(_lua_string(c) for c in cookies), _lua_string(path)))
     try:
@@ -148,6 +151,7 @@ def wrk(base_url: str, path: str, cookies: list[str], *, connections: int, secon
                 f"-t{threads}",
                 f"-c{connections}",
                 f"-d{seconds}s",
+                f"--timeout={timeout}s",
                 "--latency",
                 "-s",
                 script.name,
@@ -156,7 +160,7 @@ def wrk(base_url: str, path: str, cookies: list[str], *, connections: int, secon
             capture_output=True,
             text=True,
             check=True,
-            timeout=seconds + 60,
+            timeout=seconds + timeout + 60,
         )
     finally:
         os.unlink(script.name)

@@ -54,6 +54,25 @@ def test_only_subscribed_channels_arrive(events):
         assert sub.get(timeout=0.2) is None
 
 
+def test_publish_many_puts_one_message_on_each_channel(events):
+    with events.subscribe(["user:1", "user:3"]) as sub, events.subscribe(["user:2"]) as other:
+        events.publish_many(iter(["user:1", "user:2", "user:3", "user:404"]), {"type": "new_post"})
+        events.publish_many([], "nothing")
+        message = {"type": "new_post"}
+        assert sorted([sub.get(timeout=2), sub.get(timeout=2)]) == [("user:1", message), ("user:3", message)]
+        assert sub.get(timeout=0.2) is None
+        assert other.get(timeout=2) == ("user:2", {"type": "new_post"})
+        assert other.get(timeout=0.2) is None
+
+
+def test_publish_many_reaches_thousands_of_channels(events):
+    channels = [f"user:{n}" for n in range(2500)]  # more than one batch of a backend that batches
+    with events.subscribe(channels[::1000] + [channels[-1]]) as sub:
+        events.publish_many(channels, "hello")
+        got = [sub.get(timeout=2) for _ in range(4)]
+    assert sorted(got) == sorted((c, "hello") for c in ("user:0", "user:1000", "user:2000", "user:2499"))
+
+
 def test_publishing_with_no_subscriber_is_fine(events):
     events.publish("user:404", {"ignored": True})
     with events.subscribe(["user:404"]) as sub:

@@ -114,6 +114,34 @@ def test_feeds_are_capped_at_max_items_keeping_the_newest(build, feeds_name):
     assert len(feeds.page(bob, None, total)) == cap
 
 
+def test_fill_replaces_whole_feeds_on_every_shard(feeds):
+    users = [user(s, n) for s in range(SHARDS) for n in range(2)]
+    stale, kept = users[0], users[-1]
+    feeds.add(post(1), [stale, kept])
+    wanted = {u: [post(10 + i + j, shard=j % SHARDS) for j in range(i % 4 + 1)] for i, u in enumerate(users[:-1])}
+    feeds.fill((u, iter(reversed(p))) for u, p in wanted.items())  # any order, any iterables
+    for u, expected in wanted.items():
+        assert feeds.page(u, None, 10) == sorted(expected, reverse=True)
+    assert feeds.page(kept, None, 10) == [post(1)], "a feed not given is left alone"
+    feeds.fill([(stale, [post(2), post(2)]), (kept, [])])
+    assert feeds.page(stale, None, 10) == [post(2)]
+    assert feeds.page(kept, None, 10) == []
+    feeds.add(post(3), [stale])  # fan-out carries on as usual after a fill
+    assert feeds.page(stale, None, 10) == [post(3), post(2)]
+    feeds.fill([])
+
+
+def test_fill_keeps_the_newest_max_items(build, feeds_name):
+    backends = build("feeds", feeds_name, feeds={"max_items": 10})
+    backends.db.migrate()
+    feeds = backends.feeds
+    alice = user(7)
+    feeds.fill([(alice, [post(n) for n in range(25)])])
+    assert feeds.page(alice, None, 100) == [post(n) for n in reversed(range(15, 25))]
+    feeds.add(post(0), [alice])  # older than all ten: no room for it
+    assert feeds.page(alice, None, 100) == [post(n) for n in reversed(range(15, 25))]
+
+
 @pytest.mark.parametrize("limit", [1, 3])
 def test_limit_is_respected(feeds, limit):
     alice = user(6)

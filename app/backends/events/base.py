@@ -7,6 +7,7 @@ pages through server-sent events. Delivery is best effort: a page that misses on
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -28,6 +29,11 @@ class Subscription(ABC):
 class Events(ABC):
     @abstractmethod
     def publish(self, channel: str, message: Any) -> None: ...
+
+    @abstractmethod
+    def publish_many(self, channels: Iterable[str], message: Any) -> None:
+        """The same message on each channel (a new post announced to every follower): in bulk, where the backend
+        can, rather than one round trip per channel."""
 
     @abstractmethod
     def subscribe(self, channels: list[str]) -> Subscription: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from app.backends.events.base import Events, Subscription
@@ -42,6 +43,10 @@ class LocalEvents(Events):
                 sub.inbox.put_nowait((channel, message))
             except queue.Full:
                 pass
+
+    def publish_many(self, channels: Iterable[str], message: Any) -> None:
+        for channel in channels:
+            self.publish(channel, message)
 
     def subscribe(self, channels: list[str]) -> Subscription:
         sub = LocalSubscription(self, channels)

@@ -54,6 +54,14 @@ class SqlFeedStore(FeedStore):
                 if due:
                     conn.run_many(_TRIM, [(u, u, self.max_items) for u in due])
 
+    def fill(self, feeds: Iterable[tuple[int, Iterable[int]]]) -> None:
+        newest = {user_id: sorted(set(post_ids))[-self.max_items :] for user_id, post_ids in feeds}
+        for shard, users in self._by_place(newest):
+            with self.db.write(shard) as conn:
+                conn.run_many("DELETE FROM feed_items WHERE user_id = ?", [(u,) for u in users])
+                rows = [(u, p) for u in users for p in newest[u]]
+                conn.run_many("INSERT INTO feed_items (user_id, post_id) VALUES (?, ?)", rows)
+
     def remove(self, user_id: int, post_ids: Iterable[int]) -> None:
         rows = [(user_id, p) for p in set(post_ids)]
         if rows:
