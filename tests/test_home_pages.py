@@ -40,7 +40,7 @@ def reads(monkeypatch) -> list[int]:
 def clock(site, client) -> list[float]:
     """The kept pages' clock, moved by hand."""
     now = [1000.0]
-    client.app.state["home_pages"] = HomePages(site.config.feeds.page_cache_seconds, clock=lambda: now[0])
+    client.app.state["home_pages"].clock = lambda: now[0]
     return now
 
 
@@ -65,6 +65,8 @@ def test_a_page_is_kept_for_its_viewer_only(site, client, reads):
     assert cards(first) == [str(post_id)] and liked_state(first, post_id) == "true"
     again = client.get("/")
     assert again.text == first.text and len(reads) == 1, "the kept page, read and rendered once"
+    headers = [{k: v for k, v in answer.headers.items() if k != "x-request-id"} for answer in (first, again)]
+    assert headers[0] == headers[1] and "content-security-policy" in headers[1], "as the app sent it"
     assert again.headers["content-type"].startswith("text/html") and again.headers["vary"] == "HX-Request"
 
     other = another_browser(client)
@@ -173,6 +175,16 @@ def test_a_new_csrf_cookie_gets_a_page_rendered_with_it(site, client, reads):
     assert token(client.get("/")) == token(second) and len(reads) == 3
 
 
+def test_a_cookie_header_it_cannot_read_goes_to_the_app(site, client):
+    user(site, "bob")
+    log_in(client, "bob")
+    token = client.cookies["pinhole_session"]
+    for header in (f'pinhole_session="{token}; pinhole_csrf=', f"pinhole_session={token}; pinhole_csrf=\x00;;="):
+        answer = client.get("/", headers={"Cookie": header})
+        assert answer.status_code == 200 and "Pinhole" in answer.text
+    assert len(client.app.state["home_pages"]) == 0, "neither was a signed-in request with a CSRF cookie to keep"
+
+
 def test_older_pages_and_fragments_are_not_kept(site, client, reads):
     ana, bob = user(site, "ana"), user(site, "bob")
     graph.follow(site, bob, ana)
@@ -209,10 +221,10 @@ def test_nothing_is_kept_when_turned_off_or_without_the_cache(make_site, monkeyp
     assert len(reads) == 4
 
 
-def test_each_process_keeps_at_most_max_pages():
-    pages = HomePages(5, max_pages=2, clock=lambda: 0.0)
-    check = PageCheck("v1", "csrf", (3, 2, 1))
-    for viewer_id in (1, 2, 3):
-        pages.keep(viewer_id, check, b"page %d" % viewer_id)
-    assert pages.get(1, check) is None and pages.get(3, check) == b"page 3"
-    assert pages.get(3, PageCheck("v2", "csrf", (3, 2, 1))) is None
+def test_each_process_keeps_at_most_max_pages(site):
+    pages = HomePages(site, max_pages=2, clock=lambda: 0.0)
+    checks = [PageCheck(viewer_id, "v1", "csrf", (3, 2, 1)) for viewer_id in (1, 2, 3)]
+    for check in checks:
+        pages.keep(check, [], b"page %d" % check.viewer_id)
+    assert pages.get(checks[0]) is None and pages.get(checks[2]).body == b"page 3"
+    assert pages.get(PageCheck(3, "v2", "csrf", (3, 2, 1))) is None

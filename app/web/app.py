@@ -27,6 +27,7 @@ from app.services import oauth
 from app.services.tags import render_caption
 from app.web import errors, icons
 from app.web.deps import provide_ctx, provide_viewer
+from app.web.home_pages import HomePages, serve_kept_pages
 from app.web.observe import observe_requests
 from app.web.routes import accounts, live, media, ops, pages, social
 from app.web.routes import discover as discover_routes
@@ -149,9 +150,9 @@ def create_app(ctx: Context | None = None) -> Litestar:
         on_startup=[start_workers, live.open_streams],
         on_shutdown=[stop, live.close_streams],  # run in reverse: open streams end before the context closes
         request_max_body_size=config.server.max_body_mb * 1024 * 1024,
-        state=State({"ctx": ctx}),
+        state=State({"ctx": ctx, "home_pages": HomePages(ctx)}),
         debug=False,
         logging_config=None,
     )
-    app.asgi_handler = observe_requests(app.asgi_handler)
+    app.asgi_handler = observe_requests(serve_kept_pages(app.asgi_handler, app.state["home_pages"]))
     return app

@@ -10,29 +10,43 @@ sent again, without reading or rendering a post, while all of these hold:
   follow shows at once, and so does a post leaving their feed (unfollowed, blocked, removed as a follower, and once
   the post_deleted task ran, deleted);
 - the request carries the CSRF cookie that the page's forms were rendered with.
-A page is kept per viewer and sent only to that viewer's session: nothing rendered for one viewer reaches another.
-Older pages and htmx fragments are rendered each time. Each process keeps at most MAX_PAGES pages.
+A page is kept per viewer and sent only to a request signed in as that viewer: nothing rendered for one viewer
+reaches another. Older pages and htmx fragments are rendered each time. Each process keeps at most MAX_PAGES pages.
+
+`serve_kept_pages` wraps the app: it answers GET / with a current kept page before Litestar routes the request (whose
+routing, dependencies and response building cost more than the check itself), and keeps the page the home route
+marks keepable, with the headers the app sent it with. Both go through the rest of the stack as any answer does
+(security headers, request id, metrics).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.context import Context
-from app.services import feed, page_versions
+from app.services import feed, page_versions, sessions
 from app.services.accounts import User
+from app.web.security import CSRF_COOKIE
 
 log = logging.getLogger("pinhole.pages")
 
 MAX_PAGES = 512  # about 40 KB each
+FIRST_PAGE = 10  # posts on the first page of the home feed (app/web/routes/feed.py FEED_PAGE)
+CHECK_STATE = "home_page_check"  # in the request's state: the check the home route renders under
+KEEP_STATE = "keep_home_page"  # set by the home route: the page it answers may be kept
 
 
 @dataclass(frozen=True)
 class PageCheck:
+    viewer_id: int
     version: str
     csrf_cookie: str
     head_ids: tuple[int, ...]
@@ -47,39 +61,126 @@ class PageCheck:
 class KeptPage:
     check: PageCheck
     expires: float
+    headers: list[tuple[bytes, bytes]]
     body: bytes
 
 
 class HomePages:
-    def __init__(self, seconds: float, max_pages: int = MAX_PAGES, clock: Callable[[], float] = time.monotonic):
-        self.seconds = seconds
+    def __init__(self, ctx: Context, max_pages: int = MAX_PAGES, clock: Callable[[], float] = time.monotonic):
+        self.ctx = ctx
+        config = ctx.config
+        self.seconds = config.feeds.page_cache_seconds
+        # The check reads the session, the page version and the feed's head. Where those are local files (SQLite,
+        # the disk cache: rungs 0 and 1) the reads cost less than handing the request to a thread and back, which
+        # under load waits for the GIL; over the network (PostgreSQL, Redis, memcached) the event loop must not
+        # wait on them, so they run in a thread as handlers do.
+        self.check_in_loop = (
+            config.database.backend == "sqlite"
+            and config.sessions.backend == "sqlite"
+            and config.cache.backend == "disk"
+            and config.feeds.backend == "sql"
+        )
         self.max_pages = max_pages
         self.clock = clock
         self._pages: dict[int, KeptPage] = {}
         self._lock = threading.Lock()
 
-    def check(self, ctx: Context, viewer: User, csrf_cookie: str | None, limit: int) -> PageCheck | None:
+    def check(self, viewer: User, csrf_cookie: str | None) -> PageCheck | None:
         """What a kept page must match to be sent: read before rendering, so that a write during a render leaves a
         check the rendered page does not carry. None when no page may be kept now (turned off, no CSRF cookie
         yet, or the cache seam is down)."""
         if not self.seconds or not csrf_cookie:
             return None
         try:
-            version = page_versions.current(ctx, viewer.id)
+            version = page_versions.current(self.ctx, viewer.id)
         except Exception:
             log.warning("cache unavailable; the home page is rendered", exc_info=True)
             return None
-        return PageCheck(version, csrf_cookie, tuple(feed.first_page_ids(ctx, viewer, limit)))
+        return PageCheck(viewer.id, version, csrf_cookie, tuple(feed.first_page_ids(self.ctx, viewer, FIRST_PAGE)))
 
-    def get(self, viewer_id: int, check: PageCheck) -> bytes | None:
-        kept = self._pages.get(viewer_id)
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def get(self, check: PageCheck) -> KeptPage | None:
+        kept = self._pages.get(check.viewer_id)
         if kept is None or kept.check != check or kept.expires < self.clock():
             return None
-        return kept.body
+        return kept
 
-    def keep(self, viewer_id: int, check: PageCheck, body: bytes) -> None:
+    def keep(self, check: PageCheck, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         with self._lock:
-            self._pages.pop(viewer_id, None)
-            self._pages[viewer_id] = KeptPage(check, self.clock() + self.seconds, body)
+            self._pages.pop(check.viewer_id, None)
+            self._pages[check.viewer_id] = KeptPage(check, self.clock() + self.seconds, headers, body)
             while len(self._pages) > self.max_pages:  # the oldest kept first
                 del self._pages[next(iter(self._pages))]
+
+    def lookup(self, session_token: str, csrf_cookie: str) -> tuple[PageCheck | None, KeptPage | None]:
+        """The check for the signed-in viewer of this session, and their kept page if it is current."""
+        viewer = sessions.user_for_session(self.ctx, session_token)
+        check = self.check(viewer, csrf_cookie) if viewer is not None else None
+        return check, (self.get(check) if check is not None else None)
+
+
+def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        cookies = _home_page_cookies(scope) if pages.seconds else None
+        if cookies is None:
+            await app(scope, receive, send)
+            return
+        if pages.check_in_loop:
+            check, kept = pages.lookup(*cookies)
+        else:
+            check, kept = await asyncio.get_running_loop().run_in_executor(None, pages.lookup, *cookies)
+        if kept is not None:
+            scope["path_template"] = "/"  # for the metrics, as the route would be counted
+            await send({"type": "http.response.start", "status": 200, "headers": kept.headers})
+            await send({"type": "http.response.body", "body": kept.body})
+            return
+        if check is None:
+            await app(scope, receive, send)
+            return
+        scope["state"][CHECK_STATE] = check
+        start: Message | None = None
+        body: list[bytes] = []
+
+        async def send_and_keep(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+                if not message.get("more_body") and _keepable(scope, start):
+                    pages.keep(check, list(start["headers"]), b"".join(body))
+            await send(message)
+
+        await app(scope, receive, send_and_keep)
+
+    return middleware
+
+
+def _home_page_cookies(scope: Scope) -> tuple[str, str] | None:
+    """(session token, CSRF cookie) of a whole-page GET / from a browser that has both, else None."""
+    if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/" or scope["query_string"]:
+        return None
+    cookie_header = b""
+    for name, value in scope["headers"]:
+        if name == b"hx-request":
+            return None  # the same address answers htmx with a fragment
+        if name == b"cookie":
+            cookie_header = value
+    if not cookie_header:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(cookie_header.decode("latin-1"))
+    except Exception:
+        return None
+    session, csrf = cookies.get(sessions.COOKIE), cookies.get(CSRF_COOKIE)
+    return (session.value, csrf.value) if session and csrf and session.value and csrf.value else None
+
+
+def _keepable(scope: Scope, start: Message | None) -> bool:
+    """The home route said so, and the answer is a whole 200 page that sets no cookie."""
+    if start is None or start["status"] != 200 or not scope["state"].get(KEEP_STATE):
+        return False
+    return not any(name.lower() == b"set-cookie" for name, _ in start["headers"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from litestar import MediaType, Request, Response, Router, get
+from litestar import Request, Response, Router, get
 from litestar.params import FromQuery
 from litestar.response import Template
 from markupsafe import Markup
@@ -22,11 +22,10 @@ from app.services.posts import Media
 from app.services.tags import render_caption
 from app.web.cards import CardRenderer
 from app.web.deps import CtxDep, ViewerDep, page
-from app.web.home_pages import HomePages
+from app.web.home_pages import CHECK_STATE, FIRST_PAGE, KEEP_STATE
 from app.web.routes.posts import _srcset as photo_srcset
-from app.web.security import CSRF_COOKIE
 
-FEED_PAGE = 10
+FEED_PAGE = FIRST_PAGE  # posts a page; app/web/home_pages.py checks kept first pages against as many
 BAD_CURSOR = "That link to older posts is broken (?before= must be a post id). Start again from the top of your feed."
 UNITS = (("day", 86_400), ("hour", 3_600), ("minute", 60))
 CAPTION_PREVIEW = 140  # characters of a caption shown on a card; the post page has the rest
@@ -106,12 +105,7 @@ def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str
             return Response("", headers={"HX-Redirect": "/login?next=/"})
         return page("home/welcome.html", mode=ctx.config.accounts.registration)
     cursor = _cursor(before)
-    pages = _home_pages(request, ctx)
-    check = None
-    if cursor is None and not fragment:
-        check = pages.check(ctx, viewer, request.cookies.get(CSRF_COOKIE), FEED_PAGE)
-    if check is not None and (kept := pages.get(viewer.id, check)) is not None:
-        return _html(kept)
+    check = request.state.get(CHECK_STATE)  # app/web/home_pages.py read it before this page was asked for
     cards, next_before = feed.home_feed(ctx, viewer, cursor, FEED_PAGE)
     context = {
         "user": viewer,
@@ -125,24 +119,9 @@ def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str
     }
     template = page("home/_feed_page.html" if fragment else "home/home.html", **context)
     template.headers["Vary"] = "HX-Request"  # the same address answers a page or a fragment
-    if check is None or not check.covers([p.id for p in cards], next_before):
-        return template
-    rendered = request.app.template_engine.get_template(template.template_name)
-    body = rendered.render(**template.create_template_context(request)).encode()
-    pages.keep(viewer.id, check, body)
-    return _html(body)
-
-
-def _html(body: bytes) -> Response:
-    return Response(body, media_type=MediaType.HTML, headers={"Vary": "HX-Request"})
-
-
-def _home_pages(request: Request, ctx) -> HomePages:
-    """This app's kept home pages (one set per process)."""
-    pages = request.app.state.get("home_pages")
-    if pages is None:
-        pages = request.app.state["home_pages"] = HomePages(ctx.config.feeds.page_cache_seconds)
-    return pages
+    if check is not None and check.viewer_id == viewer.id and check.covers([p.id for p in cards], next_before):
+        request.state[KEEP_STATE] = True
+    return template
 
 
 router = Router(path="/", route_handlers=[home])
