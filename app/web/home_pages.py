@@ -16,7 +16,9 @@ reaches another. Older pages and htmx fragments are rendered each time. Each pro
 `serve_kept_pages` wraps the app: it answers GET / with a current kept page before Litestar routes the request (whose
 routing, dependencies and response building cost more than the check itself), and keeps the page the home route
 marks keepable, with the headers the app sent it with. Both go through the rest of the stack as any answer does
-(security headers, request id, metrics).
+(security headers, request id, metrics). A kept page asked for late in its time is also rendered again in the
+background (REFRESH_AHEAD), so an active viewer's requests are answered from kept pages while what others did still
+shows within page_cache_seconds.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from app.web.security import CSRF_COOKIE
 log = logging.getLogger("pinhole.pages")
 
 MAX_PAGES = 512  # about 40 KB each
+# A kept page asked for when this share of its time has passed is sent, and rendered again in the background: a
+# viewer who keeps coming back never waits for a render that only the clock asked for.
+REFRESH_AHEAD = 0.8
 FIRST_PAGE = 10  # posts on the first page of the home feed (app/web/routes/feed.py FEED_PAGE)
 CHECK_STATE = "home_page_check"  # in the request's state: the check the home route renders under
 KEEP_STATE = "keep_home_page"  # set by the home route: the page it answers may be kept
@@ -60,6 +65,7 @@ class PageCheck:
 @dataclass(frozen=True)
 class KeptPage:
     check: PageCheck
+    refresh_after: float
     expires: float
     headers: list[tuple[bytes, bytes]]
     body: bytes
@@ -83,6 +89,7 @@ class HomePages:
         self.max_pages = max_pages
         self.clock = clock
         self._pages: dict[int, KeptPage] = {}
+        self._refreshing: set[int] = set()  # viewers whose page is being rendered again in the background
         self._lock = threading.Lock()
 
     def check(self, viewer: User, csrf_cookie: str | None) -> PageCheck | None:
@@ -110,9 +117,23 @@ class HomePages:
     def keep(self, check: PageCheck, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         with self._lock:
             self._pages.pop(check.viewer_id, None)
-            self._pages[check.viewer_id] = KeptPage(check, self.clock() + self.seconds, headers, body)
+            now = self.clock()
+            kept = KeptPage(check, now + self.seconds * REFRESH_AHEAD, now + self.seconds, headers, body)
+            self._pages[check.viewer_id] = kept
             while len(self._pages) > self.max_pages:  # the oldest kept first
                 del self._pages[next(iter(self._pages))]
+
+    def start_refresh(self, kept: KeptPage) -> bool:
+        """Whether the page is due to be rendered again ahead of its expiry and nobody is at it already."""
+        with self._lock:
+            if self.clock() < kept.refresh_after or kept.check.viewer_id in self._refreshing:
+                return False
+            self._refreshing.add(kept.check.viewer_id)
+            return True
+
+    def refresh_done(self, viewer_id: int) -> None:
+        with self._lock:
+            self._refreshing.discard(viewer_id)
 
     def lookup(self, session_token: str, csrf_cookie: str) -> tuple[PageCheck | None, KeptPage | None]:
         """The check for the signed-in viewer of this session, and their kept page if it is current."""
@@ -122,23 +143,15 @@ class HomePages:
 
 
 def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        cookies = _home_page_cookies(scope) if pages.seconds else None
-        if cookies is None:
-            await app(scope, receive, send)
-            return
+    refreshes: set[asyncio.Task] = set()  # held until done: the event loop keeps only weak references to tasks
+
+    async def lookup(cookies: tuple[str, str]) -> tuple[PageCheck | None, KeptPage | None]:
         if pages.check_in_loop:
-            check, kept = pages.lookup(*cookies)
-        else:
-            check, kept = await asyncio.get_running_loop().run_in_executor(None, pages.lookup, *cookies)
-        if kept is not None:
-            scope["path_template"] = "/"  # for the metrics, as the route would be counted
-            await send({"type": "http.response.start", "status": 200, "headers": kept.headers})
-            await send({"type": "http.response.body", "body": kept.body})
-            return
-        if check is None:
-            await app(scope, receive, send)
-            return
+            return pages.lookup(*cookies)
+        return await asyncio.get_running_loop().run_in_executor(None, pages.lookup, *cookies)
+
+    async def render_and_keep(scope: Scope, receive: Receive, send: Send, check: PageCheck) -> None:
+        """The app answers as usual; the page is kept on its way out if the home route marked it keepable."""
         scope["state"][CHECK_STATE] = check
         start: Message | None = None
         body: list[bytes] = []
@@ -155,7 +168,45 @@ def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
 
         await app(scope, receive, send_and_keep)
 
+    async def refresh(scope: Scope, cookies: tuple[str, str], viewer_id: int) -> None:
+        """Render the viewer's page again as their own request would, answering no one, and keep it."""
+        try:
+            check, _ = await lookup(cookies)
+            if check is not None:
+                await render_and_keep({**scope, "state": {}}, _empty_body, _nowhere, check)
+        except Exception:
+            log.exception("could not render the home page of user %s again", viewer_id)
+        finally:
+            pages.refresh_done(viewer_id)
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        cookies = _home_page_cookies(scope) if pages.seconds else None
+        if cookies is None:
+            await app(scope, receive, send)
+            return
+        check, kept = await lookup(cookies)
+        if kept is not None:
+            if pages.start_refresh(kept):
+                task = asyncio.create_task(refresh(dict(scope), cookies, kept.check.viewer_id))
+                refreshes.add(task)
+                task.add_done_callback(refreshes.discard)
+            scope["path_template"] = "/"  # for the metrics, as the route would be counted
+            await send({"type": "http.response.start", "status": 200, "headers": kept.headers})
+            await send({"type": "http.response.body", "body": kept.body})
+        elif check is not None:
+            await render_and_keep(scope, receive, send, check)
+        else:
+            await app(scope, receive, send)
+
     return middleware
+
+
+async def _empty_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _nowhere(message: Message) -> None:
+    """Where a page rendered in the background is sent: it is only kept."""
 
 
 def _home_page_cookies(scope: Scope) -> tuple[str, str] | None:
