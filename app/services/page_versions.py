@@ -7,9 +7,10 @@ feed and posts leaving it need no touch: a kept page is also checked against the
 others do to posts on the page (their likes and comments, an author's edit) shows when the kept page expires, within
 [feeds] page_cache_seconds.
 
-Versions live in the cache seam, so a write on one app node or worker is seen at once by every node. A version that
-the cache evicted or lost reads as a new one, which only means a page rendered again: a reader that finds none sets
-one before rendering, so no kept page is ever checked against "no version".
+Versions live in the key-value seam beside the sessions (a request for a kept page reads both), so a write on one app
+node or worker is seen at once by every node. A version that expired or was lost reads as a new one, which only means
+a page rendered again: a reader that finds none sets one before rendering, so no kept page is ever checked against
+"no version".
 """
 
 from __future__ import annotations
@@ -26,20 +27,21 @@ TTL = 24 * 3600
 
 
 def touch(ctx: Context, *user_ids: int) -> None:
-    """What these users' home pages show has changed. Never raises: a cache outage also stops pages being kept."""
+    """What these users' home pages show has changed. Never raises: an outage of the store also stops pages being
+    kept (reading a version fails)."""
     for user_id in user_ids:
         try:
-            ctx.backends.cache.set(KEY.format(user_id), secrets.token_hex(8), TTL)
+            ctx.backends.kv.set(KEY.format(user_id), secrets.token_hex(8), TTL)
         except Exception:
             log.warning("could not mark user %s's pages changed", user_id, exc_info=True)
 
 
 def current(ctx: Context, user_id: int) -> str:
     """The user's version now: read before rendering, so a write during the render leaves a version the rendered
-    page does not carry. Raises when the cache seam is down (then nothing is kept)."""
-    cache = ctx.backends.cache
-    version = cache.get(KEY.format(user_id))
+    page does not carry. Raises when the store is down (then nothing is kept)."""
+    kv = ctx.backends.kv
+    version = kv.get(KEY.format(user_id))
     if version is None:
         version = secrets.token_hex(8)
-        cache.set(KEY.format(user_id), version, TTL)
+        kv.set(KEY.format(user_id), version, TTL)
     return version

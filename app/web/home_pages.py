@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import SimpleCookie
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,16 +75,12 @@ class HomePages:
         self.ctx = ctx
         config = ctx.config
         self.seconds = config.feeds.page_cache_seconds
-        # The check reads the session, the page version and the feed's head. Where those are local files (SQLite,
-        # the disk cache: rungs 0 and 1) the reads cost less than handing the request to a thread and back, which
-        # under load waits for the GIL; over the network (PostgreSQL, Redis, memcached) the event loop must not
-        # wait on them, so they run in a thread as handlers do.
-        self.check_in_loop = (
-            config.database.backend == "sqlite"
-            and config.sessions.backend == "sqlite"
-            and config.cache.backend == "disk"
-            and config.feeds.backend == "sql"
-        )
+        # The check reads the session and the page version (the key-value seam) and the feed's head. Where those
+        # are SQLite files (rungs 0 and 1) the reads cost less than handing the request to a thread and back, which
+        # under load waits for the GIL; over the network (PostgreSQL, Redis) the event loop must not wait on them,
+        # so they run in a thread as handlers do.
+        local = (config.database.backend, config.sessions.backend, config.feeds.backend)
+        self.check_in_loop = local == ("sqlite", "sqlite", "sql")
         self.max_pages = max_pages
         self.clock = clock
         self._pages: dict[int, KeptPage] = {}
@@ -95,13 +90,13 @@ class HomePages:
     def check(self, viewer: User, csrf_cookie: str | None) -> PageCheck | None:
         """What a kept page must match to be sent: read before rendering, so that a write during a render leaves a
         check the rendered page does not carry. None when no page may be kept now (turned off, no CSRF cookie
-        yet, or the cache seam is down)."""
+        yet, or the key-value seam is down)."""
         if not self.seconds or not csrf_cookie:
             return None
         try:
             version = page_versions.current(self.ctx, viewer.id)
         except Exception:
-            log.warning("cache unavailable; the home page is rendered", exc_info=True)
+            log.warning("page versions unavailable; the home page is rendered", exc_info=True)
             return None
         return PageCheck(viewer.id, version, csrf_cookie, tuple(feed.first_page_ids(self.ctx, viewer, FIRST_PAGE)))
 
@@ -184,7 +179,11 @@ def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
         if cookies is None:
             await app(scope, receive, send)
             return
-        check, kept = await lookup(cookies)
+        try:
+            check, kept = await lookup(cookies)
+        except Exception:  # a store is down: the app answers as it does then
+            log.warning("could not look for a kept home page", exc_info=True)
+            check, kept = None, None
         if kept is not None:
             if pages.start_refresh(kept):
                 task = asyncio.create_task(refresh(dict(scope), cookies, kept.check.viewer_id))
@@ -219,15 +218,15 @@ def _home_page_cookies(scope: Scope) -> tuple[str, str] | None:
             return None  # the same address answers htmx with a fragment
         if name == b"cookie":
             cookie_header = value
-    if not cookie_header:
-        return None
-    cookies = SimpleCookie()
-    try:
-        cookies.load(cookie_header.decode("latin-1"))
-    except Exception:
-        return None
-    session, csrf = cookies.get(sessions.COOKIE), cookies.get(CSRF_COOKIE)
-    return (session.value, csrf.value) if session and csrf and session.value and csrf.value else None
+    # Both cookies are URL-safe tokens: "name=value" pairs split at "; " is all it takes (a value in quotes, or
+    # anything else unusual, finds no page and goes to the app, which reads cookies its own way).
+    found = {}
+    for pair in cookie_header.decode("latin-1").split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name in (sessions.COOKIE, CSRF_COOKIE):
+            found[name] = value
+    session, csrf = found.get(sessions.COOKIE), found.get(CSRF_COOKIE)
+    return (session, csrf) if session and csrf else None
 
 
 def _keepable(scope: Scope, start: Message | None) -> bool:
