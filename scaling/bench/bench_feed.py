@@ -55,6 +55,36 @@ def check_feed_page(base_url: str, cookie: str) -> None:
         raise RuntimeError(f"GET / for a seeded viewer is not a feed page with posts ({answer.status})")
 
 
+def measure(base_url: str, cookies: list[str], wrk_timeout: int = 2) -> list[dict]:
+    """ROUNDS of (hello, feed) wrk runs against one entry point, each after WARM_SECONDS of the same requests (the
+    viewers' kept pages expired while the other route ran): the steady state."""
+    check_feed_page(base_url, cookies[0])
+    rounds = []
+    for number in range(ROUNDS):
+        result = {}
+        for name, path in (("hello", "/hello"), ("feed", "/")):
+            for seconds in (WARM_SECONDS, SECONDS):
+                result[name] = wrk(
+                    base_url,
+                    path,
+                    cookies,
+                    connections=CONNECTIONS,
+                    seconds=seconds,
+                    threads=WRK_THREADS,
+                    timeout=wrk_timeout,
+                )
+            time.sleep(1)
+        rounds.append(result)
+        print(
+            f"  run {number + 1}: hello {result['hello'].requests_per_second:,.0f} req/s "
+            f"(p99 {result['hello'].p99_ms:.1f} ms), feed {result['feed'].requests_per_second:,.0f} req/s "
+            f"(p50 {result['feed'].p50_ms:.1f} ms, p99 {result['feed'].p99_ms:.1f} ms): "
+            f"{result['feed'].requests_per_second / result['hello'].requests_per_second:.0%}",
+            flush=True,
+        )
+    return rounds
+
+
 def report(rounds: list[dict], summary, plot: Path) -> str:
     hello = median(r["hello"].requests_per_second for r in rounds)
     feed = median(r["feed"].requests_per_second for r in rounds)
@@ -113,27 +143,7 @@ def main() -> None:
         base_url = f"http://127.0.0.1:{port}"
         server = start_server(Path(config.source), port, folder)
         try:
-            check_feed_page(base_url, cookies[0])
-            for path in ("/hello", "/"):  # warm-up: templates compiled, pages cached
-                wrk(base_url, path, cookies, connections=CONNECTIONS, seconds=3, threads=WRK_THREADS)
-            rounds = []
-            for number in range(ROUNDS):
-                result = {}
-                for name, path in (("hello", "/hello"), ("feed", "/")):
-                    # Steady state: the viewers' kept pages expired while the other route ran.
-                    wrk(base_url, path, cookies, connections=CONNECTIONS, seconds=WARM_SECONDS, threads=WRK_THREADS)
-                    result[name] = wrk(
-                        base_url, path, cookies, connections=CONNECTIONS, seconds=SECONDS, threads=WRK_THREADS
-                    )
-                    time.sleep(1)
-                rounds.append(result)
-                print(
-                    f"run {number + 1}: hello {result['hello'].requests_per_second:,.0f} req/s "
-                    f"(p99 {result['hello'].p99_ms:.1f} ms), feed {result['feed'].requests_per_second:,.0f} req/s "
-                    f"(p50 {result['feed'].p50_ms:.1f} ms, p99 {result['feed'].p99_ms:.1f} ms): "
-                    f"{result['feed'].requests_per_second / result['hello'].requests_per_second:.0%}",
-                    flush=True,
-                )
+            rounds = measure(base_url, cookies)
         finally:
             stop_server(server)
     hello = median(r["hello"].requests_per_second for r in rounds)

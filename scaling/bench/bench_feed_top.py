@@ -9,8 +9,9 @@ following FOLLOWS each, POSTS posts, every feed full at [feeds] max_items, here 
 `main.py serve` app nodes on it (one Granian worker each, as bench_feed.py's rung-0 server) and signs in VIEWERS
 seeded accounts (sessions in Redis, started as the login page does; the CSRF cookie a browser keeps). Then, for each
 entry point: node A directly, nginx (scaling/nginx.conf as tests/server_nginx.py runs it) in front of node A alone,
-and nginx in front of both nodes, wrk (WRK_THREADS threads, CONNECTIONS connections, SECONDS a run, --latency)
-alternates between GET /hello and GET / (the first page of the home feed, rendered), ROUNDS times each. Reported:
+and nginx in front of both nodes, bench_feed.measure: wrk (WRK_THREADS threads, CONNECTIONS connections, SECONDS a
+run after WARM_SECONDS of the same requests, --latency) alternates between GET /hello and GET / (the first page of
+the home feed), ROUNDS times each. Reported:
 medians of the rounds and the feed ÷ hello ratio per entry point. Written under "## Home feed under load on the top
 rung" in scaling/RESULTS.md.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -31,46 +31,17 @@ from bench_feed import (  # noqa: E402
     SECONDS,
     USERS,
     VIEWERS,
+    WARM_SECONDS,
     WRK_THREADS,
-    check_feed_page,
+    measure,
 )
-from seeded import all_user_ids, command, machine, median, scratch, seed_site, session_cookies, today, wrk  # noqa: E402
+from seeded import all_user_ids, command, machine, median, scratch, seed_site, session_cookies, today  # noqa: E402
 from top_rung import top_rung  # noqa: E402
 
 HEADING = "## Home feed under load on the top rung"
 # A feed page here takes tens of ms of the app's CPU (one transaction per shard it reads, on Postgres), so at 64
 # connections some wait longer than wrk's default 2 s: they are counted, not reported as errors.
 WRK_TIMEOUT = 10
-
-
-def measure(base_url: str, cookies: list[str]) -> list[dict]:
-    """ROUNDS of (hello, feed) wrk runs against one entry point, after a warm-up of each."""
-    check_feed_page(base_url, cookies[0])
-    for path in ("/hello", "/"):
-        wrk(base_url, path, cookies, connections=CONNECTIONS, seconds=3, threads=WRK_THREADS, timeout=WRK_TIMEOUT)
-    rounds = []
-    for number in range(ROUNDS):
-        result = {}
-        for name, path in (("hello", "/hello"), ("feed", "/")):
-            result[name] = wrk(
-                base_url,
-                path,
-                cookies,
-                connections=CONNECTIONS,
-                seconds=SECONDS,
-                threads=WRK_THREADS,
-                timeout=WRK_TIMEOUT,
-            )
-            time.sleep(1)
-        rounds.append(result)
-        print(
-            f"  run {number + 1}: hello {result['hello'].requests_per_second:,.0f} req/s "
-            f"(p99 {result['hello'].p99_ms:.1f} ms), feed {result['feed'].requests_per_second:,.0f} req/s "
-            f"(p50 {result['feed'].p50_ms:.1f} ms, p99 {result['feed'].p99_ms:.1f} ms): "
-            f"{result['feed'].requests_per_second / result['hello'].requests_per_second:.0%}",
-            flush=True,
-        )
-    return rounds
 
 
 def report(results: dict[str, list[dict]], summary, versions: str) -> str:
@@ -89,7 +60,8 @@ def report(results: dict[str, list[dict]], summary, versions: str) -> str:
         f"each, {summary.posts:,} posts, {summary.feed_items:,} feed entries (every feed full at 800, in Redis). "
         "Two `main.py serve` app nodes of one Granian worker each, no queue threads; the entry points are node A "
         "itself, scaling/nginx.conf (one worker process) in front of node A alone, and the same in front of both "
-        f"nodes (least_conn). wrk with {WRK_THREADS} threads and {CONNECTIONS} connections, {SECONDS} s a run; every "
+        f"nodes (least_conn). wrk with {WRK_THREADS} threads and {CONNECTIONS} connections, {SECONDS} s a run after "
+        f"{WARM_SECONDS} s of the same requests; every "
         f"request carries the session cookie of one of {VIEWERS} signed-in viewers in turn (wrk's timeout raised to "
         f"{WRK_TIMEOUT} s; no run had an error or a timeout). Everything (wrk, nginx, "
         "both nodes, PostgreSQL ×2, Redis, memcached) shares the same 2 cores. /hello and / alternate against each "
@@ -114,6 +86,7 @@ def report(results: dict[str, list[dict]], summary, versions: str) -> str:
         f"Two nodes behind nginx ÷ one node behind nginx: **{rps(two, 'feed') / rps(behind, 'feed'):.2f}×** the "
         f"feed's requests per second ({rps(two, 'hello') / rps(behind, 'hello'):.2f}× for /hello); nginx in front of "
         f"one node ÷ that node directly: {rps(behind, 'feed') / rps(one, 'feed'):.2f}× for the feed.",
+        "",
         "",
     ]
     return "\n".join(lines)
@@ -145,7 +118,7 @@ def main() -> None:
             results = {}
             for name, url in entry_points.items():
                 print(f"{name}: {url}", flush=True)
-                results[name] = measure(url, cookies)
+                results[name] = measure(url, cookies, wrk_timeout=WRK_TIMEOUT)
         finally:
             for proxy in proxies:
                 proxy.stop()
