@@ -16,6 +16,8 @@ from app.backends.queue.base import ConsumerHandle, Queue
 
 log = logging.getLogger("pinhole.queue")
 
+STOP_WAIT_SECONDS = 2.0  # how long a stopped consumer waits for its workers to finish their current dequeue
+
 
 class _SiteWideScheduler(Scheduler):
     """Enqueues a periodic task only for the consumer that claims its minute first.
@@ -134,7 +136,13 @@ class HueyQueue(Queue):
         return _EmbeddedConsumer(consumer)
 
     def run_consumer(self, workers: int) -> None:
-        self._consumer(_Consumer, workers).run()
+        consumer = self._consumer(_Consumer, workers)
+        consumer.run()
+        # The workers see the stop between tasks, and one waiting in a blocking dequeue (Redis) within its timeout:
+        # wait for them, so the caller does not close the connections they are reading from.
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        for _, thread in consumer.worker_threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def check(self) -> str:
         return f"{self.description} ({self.pending()} pending)"
