@@ -124,5 +124,15 @@ def test_another_node_hears_a_shared_bus_and_never_a_local_one(events, build, ev
             assert here.get(timeout=0.3) is None
 
 
+def test_another_node_hears_publish_many(events, build, events_name):
+    other = build("events", events_name).events
+    with events.subscribe(["user:1", "user:2"]) as here:
+        other.publish_many(["user:1", "user:3", "user:2"], {"type": "new_post"})
+        if events_name in EVENTS_SHARED:
+            got = sorted([here.get(timeout=2), here.get(timeout=2)])
+            assert got == [("user:1", {"type": "new_post"}), ("user:2", {"type": "new_post"})]
+        assert here.get(timeout=0.3) is None
+
+
 def test_check_reports_the_bus(events):
     assert events.check()

@@ -36,17 +36,16 @@ class LocalEvents(Events):
         self._subscribers: dict[str, set[LocalSubscription]] = defaultdict(set)
 
     def publish(self, channel: str, message: Any) -> None:
-        with self._lock:
-            targets = list(self._subscribers.get(channel, ()))
-        for sub in targets:
+        self.publish_many([channel], message)
+
+    def publish_many(self, channels: Iterable[str], message: Any) -> None:
+        with self._lock:  # once for them all: most channels of a fan-out have no subscriber here
+            targets = [(c, sub) for c in channels for sub in self._subscribers.get(c, ())]
+        for channel, sub in targets:
             try:
                 sub.inbox.put_nowait((channel, message))
             except queue.Full:
                 pass
-
-    def publish_many(self, channels: Iterable[str], message: Any) -> None:
-        for channel in channels:
-            self.publish(channel, message)
 
     def subscribe(self, channels: list[str]) -> Subscription:
         sub = LocalSubscription(self, channels)
