@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 from litestar.testing import TestClient
 
@@ -46,6 +47,9 @@ settings.load_profile("pinhole")
 ROOT = Path(__file__).resolve().parents[1]
 TESTDATA = ROOT.parent / "shared" / "testdata" / "images"
 PASSWORD = "correct horse battery"
+# Argon2 at the app's cost (app/context.py) takes about 0.1 s a hash and the suite makes thousands of accounts, so
+# the sites made here hash at the lowest cost; tests/test_security.py checks the app's own cost and the rehash.
+TEST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 @pytest.fixture
@@ -59,6 +63,7 @@ def site_config(request, tmp_path):
 @pytest.fixture
 def ctx(site_config) -> Iterator[Context]:
     context = build_context(site_config)
+    context.hasher = TEST_HASHER
     context.db.migrate()
     yield context
     context.close()
@@ -104,6 +109,7 @@ def make_site(request, tmp_path):
         folder.mkdir()
         sections["queue"] = {"embedded_workers": 0, **sections.get("queue", {})}
         context = build_context(make_config(folder, **rung_sections(request, folder, sections)))
+        context.hasher = TEST_HASHER
         context.db.migrate()
         test_client = TestClient(create_app(context), base_url="http://127.0.0.1:8000")
         test_client.__enter__()  # runs the app's lifespan; its shutdown closes the context

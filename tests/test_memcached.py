@@ -17,7 +17,7 @@ from app.services import accounts, graph
 from tests.backends import make_config
 from tests.conftest import log_in, post_form
 from tests.server_memcached import Memcached, stored_keys
-from tests.test_feed import cheap, share, user
+from tests.test_feed import share, user
 
 
 @pytest.fixture
@@ -41,7 +41,6 @@ def timed(call):
 
 def test_pages_are_served_from_the_database_when_memcached_stops(make_site, two_servers):
     ctx, client = make_site(cache={"backend": "memcached", "servers": [s.address for s in two_servers]})
-    cheap(ctx)
     ana, bob = user(ctx, "ana"), user(ctx, "bob")
     graph.follow(ctx, bob, ana)
     post_id = share(ctx, ana, caption="sunset over the harbour")

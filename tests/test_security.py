@@ -9,6 +9,7 @@ import apsw
 import pytest
 from litestar.testing import TestClient
 
+from app.context import PASSWORD_HASHER
 from app.services import sessions
 from tests.conftest import (
     PASSWORD,
@@ -43,17 +44,37 @@ def cookie_value(header: str) -> str:
 # Passwords ---------------------------------------------------------------------------------------
 
 
+def argon2_parameters(password_hash: str) -> tuple[int, int, int]:
+    """(memory in KiB, passes, lanes) of an argon2id hash."""
+    match = re.fullmatch(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", password_hash)
+    assert match, password_hash
+    memory_kib, passes, lanes = map(int, match.groups())
+    return memory_kib, passes, lanes
+
+
 def test_passwords_are_argon2id_at_or_above_owasp_minimums(client, ctx):
+    ctx.hasher = PASSWORD_HASHER  # the app's own cost (the test sites hash at the lowest)
     sign_up(client, "ana")
     (row,) = all_users(ctx)
-    match = re.fullmatch(
-        r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", row["password_hash"]
-    )
-    assert match, row["password_hash"]
-    memory_kib, passes, lanes = map(int, match.groups())
+    memory_kib, passes, lanes = argon2_parameters(row["password_hash"])
     assert memory_kib >= 19 * 1024
     assert passes >= 2
     assert lanes == 1
+
+
+def test_a_password_hashed_at_a_lower_cost_is_hashed_again_at_log_in(client, ctx):
+    sign_up(client, "ana")  # at the test sites' lowest cost
+    (before,) = all_users(ctx)
+    assert argon2_parameters(before["password_hash"]) == (8, 1, 1)
+    ctx.hasher = PASSWORD_HASHER  # as after an upgrade that raised the cost
+    log_in(another_browser(client), "ana")
+    (after,) = all_users(ctx)
+    assert argon2_parameters(after["password_hash"]) == (
+        PASSWORD_HASHER.memory_cost,
+        PASSWORD_HASHER.time_cost,
+        PASSWORD_HASHER.parallelism,
+    )
+    log_in(another_browser(client), "ana")  # the new hash works
 
 
 def test_passwords_are_never_stored_in_plain_text(client, ctx):
