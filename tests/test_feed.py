@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from argon2 import PasswordHasher
 
 from app import ids
 from app.services import accounts, feed, graph, interactions
@@ -16,18 +15,6 @@ from app.web.routes import feed as feed_routes
 from tests.conftest import PASSWORD, TESTDATA, log_in
 
 PHOTO = (TESTDATA / "good" / "hopper.jpg").read_bytes()
-# Argon2 at the app's cost takes ~0.1 s a user; these tests make dozens of users and never test passwords.
-CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-def cheap(ctx):
-    ctx.hasher = CHEAP_HASHER
-    return ctx
-
-
-@pytest.fixture
-def site(ctx):
-    return cheap(ctx)
 
 
 def user(ctx, name: str, *, private: bool = False) -> accounts.User:
@@ -80,7 +67,6 @@ def set_post(ctx, post_id: int, **columns) -> None:
 
 def test_fanout_reaches_every_follower_through_chained_chunks(make_site):
     ctx, _ = make_site(feeds={"fanout_chunk": 10})
-    cheap(ctx)
     author = user(ctx, "ana")
     followers = [user(ctx, f"fan{i}") for i in range(35)]
     for follower in followers:
@@ -109,7 +95,6 @@ def test_fanout_reaches_every_follower_through_chained_chunks(make_site):
 
 def test_a_rerun_or_duplicate_fanout_adds_nothing_and_feeds_stay_capped(make_site):
     ctx, _ = make_site(feeds={"max_items": 10, "fanout_chunk": 10})
-    cheap(ctx)
     author, fan = user(ctx, "ana"), user(ctx, "bob")
     graph.follow(ctx, fan, author)
     posted = [share(ctx, author) for _ in range(12)]
@@ -141,84 +126,84 @@ def feed_rows(ctx, user_id: int) -> int:
         return conn.value("SELECT count(*) FROM feed_items WHERE user_id = ?", (user_id,))
 
 
-def test_own_posts_are_in_your_own_feed(site):
-    ana = user(site, "ana")
-    first, second = share(site, ana, caption="one"), share(site, ana, caption="two")
-    assert shown(site, ana) == [second, first]
+def test_own_posts_are_in_your_own_feed(ctx):
+    ana = user(ctx, "ana")
+    first, second = share(ctx, ana, caption="one"), share(ctx, ana, caption="two")
+    assert shown(ctx, ana) == [second, first]
 
 
 # --- The follow graph and the feed ---------------------------------------------------------------------------------
 
 
-def test_pending_followers_get_nothing_from_a_private_account(site):
-    owner = user(site, "ana", private=True)
-    approved, waiting = user(site, "bob"), user(site, "cy")
-    assert graph.follow(site, approved, owner) == "pending"
-    graph.approve_request(site, owner, approved.id)
-    assert graph.follow(site, waiting, owner) == "pending"
-    post_id = share(site, owner)
-    assert stored(site, approved.id) == [post_id] and shown(site, approved) == [post_id]
-    assert stored(site, waiting.id) == [] and shown(site, waiting) == []
+def test_pending_followers_get_nothing_from_a_private_account(ctx):
+    owner = user(ctx, "ana", private=True)
+    approved, waiting = user(ctx, "bob"), user(ctx, "cy")
+    assert graph.follow(ctx, approved, owner) == "pending"
+    graph.approve_request(ctx, owner, approved.id)
+    assert graph.follow(ctx, waiting, owner) == "pending"
+    post_id = share(ctx, owner)
+    assert stored(ctx, approved.id) == [post_id] and shown(ctx, approved) == [post_id]
+    assert stored(ctx, waiting.id) == [] and shown(ctx, waiting) == []
     # Even a feed that names the post (a stale or wrong entry) never shows it to someone not approved.
-    site.backends.feeds.add(post_id, [waiting.id])
-    assert shown(site, waiting) == []
+    ctx.backends.feeds.add(post_id, [waiting.id])
+    assert shown(ctx, waiting) == []
     # Approval backfills it.
-    graph.approve_request(site, owner, waiting.id)
-    assert shown(site, waiting) == [post_id]
+    graph.approve_request(ctx, owner, waiting.id)
+    assert shown(ctx, waiting) == [post_id]
 
 
-def test_follow_backfills_and_unfollow_removes(site):
-    ana, bob, cy = user(site, "ana"), user(site, "bob"), user(site, "cy")
-    anas = [share(site, ana) for _ in range(3)]
-    cys = share(site, cy)
-    graph.follow(site, bob, cy)
-    assert shown(site, bob) == [cys]  # cy posted before bob followed: the backfill brought it
-    graph.follow(site, bob, ana)
-    assert shown(site, bob) == sorted([*anas, cys], reverse=True)
-    graph.unfollow(site, bob, ana)
-    assert shown(site, bob) == [cys] and stored(site, bob.id) == [cys]
+def test_follow_backfills_and_unfollow_removes(ctx):
+    ana, bob, cy = user(ctx, "ana"), user(ctx, "bob"), user(ctx, "cy")
+    anas = [share(ctx, ana) for _ in range(3)]
+    cys = share(ctx, cy)
+    graph.follow(ctx, bob, cy)
+    assert shown(ctx, bob) == [cys]  # cy posted before bob followed: the backfill brought it
+    graph.follow(ctx, bob, ana)
+    assert shown(ctx, bob) == sorted([*anas, cys], reverse=True)
+    graph.unfollow(ctx, bob, ana)
+    assert shown(ctx, bob) == [cys] and stored(ctx, bob.id) == [cys]
 
 
-def test_a_block_either_way_removes_the_posts_both_ways(site):
-    ana, bob = user(site, "ana"), user(site, "bob")
-    graph.follow(site, bob, ana)
-    graph.follow(site, ana, bob)
-    anas, bobs = share(site, ana), share(site, bob)
-    assert shown(site, bob) == [bobs, anas] and shown(site, ana) == [bobs, anas]
-    graph.block(site, ana, bob)
-    assert shown(site, bob) == [bobs] and stored(site, bob.id) == [bobs]
-    assert shown(site, ana) == [anas] and stored(site, ana.id) == [anas]
+def test_a_block_either_way_removes_the_posts_both_ways(ctx):
+    ana, bob = user(ctx, "ana"), user(ctx, "bob")
+    graph.follow(ctx, bob, ana)
+    graph.follow(ctx, ana, bob)
+    anas, bobs = share(ctx, ana), share(ctx, bob)
+    assert shown(ctx, bob) == [bobs, anas] and shown(ctx, ana) == [bobs, anas]
+    graph.block(ctx, ana, bob)
+    assert shown(ctx, bob) == [bobs] and stored(ctx, bob.id) == [bobs]
+    assert shown(ctx, ana) == [anas] and stored(ctx, ana.id) == [anas]
     # A stale entry naming the blocker's post is still never shown.
-    site.backends.feeds.add(anas, [bob.id])
-    assert shown(site, bob) == [bobs]
+    ctx.backends.feeds.add(anas, [bob.id])
+    assert shown(ctx, bob) == [bobs]
 
 
-def test_mute_hides_an_account_from_the_feed_until_unmuted(site):
-    ana, bob, cy = user(site, "ana"), user(site, "bob"), user(site, "cy")
-    graph.follow(site, bob, ana)
-    graph.follow(site, bob, cy)
-    anas = [share(site, ana) for _ in range(3)]
-    cys = share(site, cy)
-    graph.mute(site, bob, ana)
-    assert shown(site, bob) == [cys]
-    assert walk(site, bob, 1) == [[cys]]  # muted posts do not leave empty pages behind
-    graph.unmute(site, bob, ana.id)
-    assert shown(site, bob) == sorted([*anas, cys], reverse=True)
+def test_mute_hides_an_account_from_the_feed_until_unmuted(ctx):
+    ana, bob, cy = user(ctx, "ana"), user(ctx, "bob"), user(ctx, "cy")
+    graph.follow(ctx, bob, ana)
+    graph.follow(ctx, bob, cy)
+    anas = [share(ctx, ana) for _ in range(3)]
+    cys = share(ctx, cy)
+    graph.mute(ctx, bob, ana)
+    assert shown(ctx, bob) == [cys]
+    assert walk(ctx, bob, 1) == [[cys]]  # muted posts do not leave empty pages behind
+    graph.unmute(ctx, bob, ana.id)
+    assert shown(ctx, bob) == sorted([*anas, cys], reverse=True)
 
 
-def test_a_deleted_post_disappears_and_a_feed_naming_it_still_renders(site, client):
-    ana, bob = user(site, "ana"), user(site, "bob")
-    graph.follow(site, bob, ana)
-    kept, gone = share(site, ana, caption="kept"), share(site, ana, caption="gone")
-    delete_post(site, ana, gone)
-    assert gone in stored(site, bob.id)  # the post_deleted task has not run yet
-    assert shown(site, bob) == [kept]
+def test_a_deleted_post_disappears_and_a_feed_naming_it_still_renders(ctx, client):
+    ana, bob = user(ctx, "ana"), user(ctx, "bob")
+    graph.follow(ctx, bob, ana)
+    kept, gone = share(ctx, ana, caption="kept"), share(ctx, ana, caption="gone")
+    delete_post(ctx, ana, gone)
+    assert gone in stored(ctx, bob.id)  # the post_deleted task has not run yet
+    assert shown(ctx, bob) == [kept]
     log_in(client, "bob")
     home = client.get("/")
     assert home.status_code == 200
     assert f'id="post-{kept}"' in home.text and f"post-{gone}" not in home.text
-    site.backends.queue.run_pending()  # post_deleted
-    assert stored(site, bob.id) == [kept] and stored(site, ana.id) == [kept]
+    ctx.backends.queue.run_pending()  # post_deleted
+    assert stored(ctx, bob.id) == [kept] and stored(ctx, ana.id) == [kept]
 
 
 # --- Celebrities ---------------------------------------------------------------------------------------------------
@@ -226,7 +211,6 @@ def test_a_deleted_post_disappears_and_a_feed_naming_it_still_renders(site, clie
 
 def test_a_celebrity_is_merged_in_at_read_time_and_pages_have_no_gaps_or_duplicates(make_site):
     ctx, _ = make_site(feeds={"celebrity_threshold": 3})
-    cheap(ctx)
     star, friend = user(ctx, "star"), user(ctx, "friend")
     fan, other, third = user(ctx, "fan"), user(ctx, "other"), user(ctx, "third")
     stranger = user(ctx, "stranger")
@@ -262,7 +246,6 @@ def test_a_page_of_skipped_posts_never_hides_the_posts_below_it(make_site):
     """A page that reads only muted posts at first reads on from the end of what it read, never past a post
     one source had just beyond its window."""
     ctx, _ = make_site(feeds={"celebrity_threshold": 2})
-    cheap(ctx)
     fan, star, friend, loud = user(ctx, "fan"), user(ctx, "star"), user(ctx, "friend"), user(ctx, "loud")
     for followed in (loud, friend, star):
         graph.follow(ctx, fan, followed)
@@ -282,7 +265,6 @@ def test_a_page_of_skipped_posts_never_hides_the_posts_below_it(make_site):
 
 def test_an_account_falling_below_the_threshold_keeps_its_posts_in_feeds(make_site):
     ctx, _ = make_site(feeds={"celebrity_threshold": 2})
-    cheap(ctx)
     star, fan, other = user(ctx, "star"), user(ctx, "fan"), user(ctx, "other")
     graph.follow(ctx, fan, star)
     before = share(ctx, star)  # fanned out: star had one follower
@@ -298,7 +280,6 @@ def test_an_account_falling_below_the_threshold_keeps_its_posts_in_feeds(make_si
 
 def test_a_celebritys_deleted_post_leaves_the_merged_feed(make_site):
     ctx, _ = make_site(feeds={"celebrity_threshold": 1})
-    cheap(ctx)
     star, fan = user(ctx, "star"), user(ctx, "fan")
     graph.follow(ctx, fan, star)
     kept, gone = share(ctx, star), share(ctx, star)
@@ -311,7 +292,6 @@ def test_a_celebritys_deleted_post_leaves_the_merged_feed(make_site):
 
 def test_a_stalled_chain_is_resumed_by_the_sweep(make_site):
     ctx, _ = make_site(feeds={"fanout_chunk": 10})
-    cheap(ctx)
     author = user(ctx, "ana")
     followers = sorted((user(ctx, f"fan{i}") for i in range(25)), key=lambda u: u.id)
     for follower in followers:
@@ -338,8 +318,8 @@ def test_anonymous_home_is_the_welcome_page(client):
     assert page.status_code == 200 and "Create an account" in page.text and "feed-card" not in page.text
 
 
-def test_an_empty_feed_points_to_explore_and_upload(site, client):
-    user(site, "ana")
+def test_an_empty_feed_points_to_explore_and_upload(ctx, client):
+    user(ctx, "ana")
     log_in(client, "ana")
     page = client.get("/")
     assert page.status_code == 200
@@ -347,12 +327,12 @@ def test_an_empty_feed_points_to_explore_and_upload(site, client):
     assert "feed-card" not in page.text and "Older posts" not in page.text
 
 
-def test_home_page_cards(site, client):
-    ana, bob = user(site, "ana"), user(site, "bob")
-    graph.follow(site, bob, ana)
+def test_home_page_cards(ctx, client):
+    ana, bob = user(ctx, "ana"), user(ctx, "bob")
+    graph.follow(ctx, bob, ana)
     long_caption = "A long walk by the sea " * 12
-    single = share(site, ana, caption="<b>hello</b> world #sunset")
-    several = share(site, ana, photos=2, caption=long_caption)
+    single = share(ctx, ana, caption="<b>hello</b> world #sunset")
+    several = share(ctx, ana, photos=2, caption=long_caption)
     log_in(client, "bob")
     page = client.get("/")
     assert page.status_code == 200 and page.headers["vary"] == "HX-Request"
@@ -370,8 +350,8 @@ def test_home_page_cards(site, client):
     assert re.search(r'<span class="like-count"[^>]*>0 likes</span>', actions)
     assert 'aria-pressed="false"' in actions
     # Counts and hearts are the viewer's own and exact.
-    interactions.like(site, bob, single)
-    interactions.add_comment(site, bob, single, "Lovely")
+    interactions.like(ctx, bob, single)
+    interactions.add_comment(ctx, bob, single, "Lovely")
     liked = client.get("/").text
     liked_card = liked[liked.index(f'id="post-{single}"') :]
     assert 'aria-pressed="true"' in liked_card and ">1 like</span>" in liked_card and "1 comment\n" in liked_card
@@ -393,12 +373,12 @@ def test_home_page_cards(site, client):
 
 
 @pytest.fixture
-def five_posts(site, client, monkeypatch):
+def five_posts(ctx, client, monkeypatch):
     """bob follows ana, who posted five times; pages of two posts."""
     monkeypatch.setattr(feed_routes, "FEED_PAGE", 2)
-    ana, bob = user(site, "ana"), user(site, "bob")
-    graph.follow(site, bob, ana)
-    posted = sorted((share(site, ana) for _ in range(5)), reverse=True)
+    ana, bob = user(ctx, "ana"), user(ctx, "bob")
+    graph.follow(ctx, bob, ana)
+    posted = sorted((share(ctx, ana) for _ in range(5)), reverse=True)
     log_in(client, "bob")
     return posted
 
@@ -437,8 +417,8 @@ def test_older_posts_link_works_without_javascript(client, five_posts):
 
 
 @pytest.mark.parametrize("cursor", ["abc", "0", "-5", "12.5", "99999999999999999999", "1e9", "%00"])
-def test_a_cursor_that_is_not_an_id_is_a_clear_400(site, client, cursor):
-    user(site, "ana")
+def test_a_cursor_that_is_not_an_id_is_a_clear_400(ctx, client, cursor):
+    user(ctx, "ana")
     log_in(client, "ana")
     page = client.get(f"/?before={cursor}")
     assert page.status_code == 400 and feed_routes.BAD_CURSOR.replace("'", "&#39;") in page.text

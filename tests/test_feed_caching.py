@@ -14,12 +14,7 @@ from app.services import accounts, feed, graph, interactions
 from app.services.posts import delete_post, get_posts
 from app.web.cards import CardRenderer
 from tests.conftest import another_browser, log_in
-from tests.test_feed import cheap, share, shown, user
-
-
-@pytest.fixture
-def site(ctx):
-    return cheap(ctx)
+from tests.test_feed import share, shown, user
 
 
 def token(page) -> str:
@@ -43,22 +38,22 @@ def cached_card(ctx, client, post_id: int) -> str:
     return "".join(part for parts in found if parts for part in parts)
 
 
-def test_a_cached_card_never_carries_one_viewers_rendering_to_another(site, client):
-    ana, bob, cy = user(site, "ana"), user(site, "bob"), user(site, "cy")
-    dee = user(site, "dee", private=True)
-    graph.follow(site, bob, ana)
-    graph.follow(site, cy, ana)
-    graph.follow(site, bob, dee)
-    graph.approve_request(site, dee, bob.id)
-    public = share(site, ana, caption="sunset #beach")
-    private = share(site, dee, caption="only for my followers")
-    interactions.like(site, bob, public)
+def test_a_cached_card_never_carries_one_viewers_rendering_to_another(ctx, client):
+    ana, bob, cy = user(ctx, "ana"), user(ctx, "bob"), user(ctx, "cy")
+    dee = user(ctx, "dee", private=True)
+    graph.follow(ctx, bob, ana)
+    graph.follow(ctx, cy, ana)
+    graph.follow(ctx, bob, dee)
+    graph.approve_request(ctx, dee, bob.id)
+    public = share(ctx, ana, caption="sunset #beach")
+    private = share(ctx, dee, caption="only for my followers")
+    interactions.like(ctx, bob, public)
 
     log_in(client, "bob")
     bobs = client.get("/")
     assert f'id="post-{public}"' in bobs.text and f'id="post-{private}"' in bobs.text
     assert liked_state(bobs, public) == "true"
-    card = cached_card(site, client, public)
+    card = cached_card(ctx, client, public)
     assert "sunset" in card and f"post-{public}" in card
     for viewer_specific in ("csrf", "aria-pressed", token(bobs), "bob", "like-button"):
         assert viewer_specific not in card, viewer_specific
@@ -72,7 +67,7 @@ def test_a_cached_card_never_carries_one_viewers_rendering_to_another(site, clie
     assert f"post-{private}" not in cys.text and "only for my followers" not in cys.text
 
     # The cached card of a private post is still only shown to whom get_posts allows, now.
-    graph.remove_follower(site, dee, bob.id)
+    graph.remove_follower(ctx, dee, bob.id)
     again = client.get("/")
     assert f"post-{private}" not in again.text and "only for my followers" not in again.text
     assert liked_state(again, public) == "true"
@@ -81,7 +76,6 @@ def test_a_cached_card_never_carries_one_viewers_rendering_to_another(site, clie
 def test_a_like_a_comment_an_edit_and_a_deletion_show_at_once_on_cards(make_site):
     # Kept pages off: cards alone (tests/test_home_pages.py has what a kept page shows, and when).
     site, client = make_site(feeds={"page_cache_seconds": 0})
-    cheap(site)
     ana, bob, cy = user(site, "ana"), user(site, "bob"), user(site, "cy")
     graph.follow(site, bob, ana)
     post_id = share(site, ana, caption="first words")
@@ -113,7 +107,6 @@ def clock(monkeypatch):
 
 def test_a_threshold_crossed_shows_at_once_here_and_within_the_memo_window_in_other_processes(make_site, clock):
     ctx, _ = make_site(feeds={"celebrity_threshold": 2})
-    cheap(ctx)
     other = build_context(ctx.config, register_tasks=False)  # another server process on the same data
     try:
         star, fan, second = user(ctx, "star"), user(ctx, "fan"), user(ctx, "second")
