@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 PARALLEL ?= -n auto --dist loadfile
 # The functional tests (accounts, photos, social, visibility, nodes, the client API) again on the top rung
 # (test_media_serving is the local media route's own; photos on S3 have tests/test_s3*.py).
-TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py \
+TOP_RUNG_TESTS ?= tests/test_accounts.py tests/test_posts.py tests/test_upload_web.py tests/test_action_limits.py \
 	tests/test_social.py tests/test_feed.py tests/test_home_pages.py tests/test_interactions.py tests/test_notifications.py \
 	tests/test_tags.py tests/test_discover.py tests/test_visibility_matrix.py tests/test_live.py tests/test_nodes.py \
 	tests/test_worker_faults.py tests/test_oauth.py tests/test_api.py tests/test_api_media.py tests/test_api_mastodon_py.py \

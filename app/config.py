@@ -13,7 +13,7 @@ import re
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -191,6 +191,11 @@ class LimitsConfig:
     password_per_account: int = 10
     # Client API: app registrations and token requests per address.
     oauth_per_ip: int = 30
+    # Per account, from the web and the client API alike: what a person does by hand stays far below these; a
+    # script that follows, likes or comments in bulk (spam) does not.
+    follows_per_account: int = 50
+    likes_per_account: int = 150
+    comments_per_account: int = 50
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,8 @@ _BOUNDS: dict[tuple[str, str], tuple[typing.Callable[[Any], bool], str]] = {
     ("accounts", "invite_days"): (lambda v: 1 <= v <= 365, "from 1 to 365"),
     ("redis", "timeout_seconds"): (lambda v: 1 <= v <= 60, "from 1 to 60"),
     ("api", "access_token_days"): (lambda v: 1 <= v <= 3650, "from 1 to 3650"),
+    # A limit of 0 would refuse every attempt: nobody could sign in, follow, like or comment.
+    **{("limits", f.name): (lambda v: v >= 1, "at least 1") for f in fields(LimitsConfig)},
 }
 
 

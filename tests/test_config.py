@@ -103,6 +103,8 @@ def test_a_missing_section_or_key_takes_its_default(tmp_path):
         ("[feeds]\nmax_items = 5\n", ["[feeds] max_items"]),
         ("[feeds]\npage_cache_seconds = -1\n", ["[feeds] page_cache_seconds"]),
         ("[queue]\nembedded_workers = -1\n", ["[queue] embedded_workers"]),
+        ("[limits]\nlikes_per_account = 0\n", ["[limits] likes_per_account", "at least 1"]),
+        ("[limits]\nwindow_seconds = 0\n", ["[limits] window_seconds"]),
         ("server = 1\n", ["server"]),
     ],
 )

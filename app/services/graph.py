@@ -20,7 +20,7 @@ from app import ids
 from app.clock import now_ms
 from app.context import Context
 from app.errors import Conflict, NotFound, UserError
-from app.services import feed, notifications, page_versions
+from app.services import feed, notifications, page_versions, ratelimit
 from app.services.accounts import User, get_user, get_users
 
 NO_ACCOUNT = "There is no account with that name."
@@ -91,6 +91,9 @@ def follow(ctx: Context, viewer: User, target: User) -> str:
     """Follow `target`: "active" at once for a public account, "pending" (a request) for a private one."""
     if viewer.id == target.id:
         raise UserError("You can't follow yourself.")
+    ratelimit.limit(
+        ctx, "follow", str(viewer.id), ctx.config.limits.follows_per_account, "You've followed many accounts just now."
+    )
     rel = relation(ctx, viewer, target.id)
     if rel.blocked_by:
         raise NotFound(NO_ACCOUNT)  # the blocked see nothing of the blocker, not even that a block exists

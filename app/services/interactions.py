@@ -19,7 +19,7 @@ from app import ids
 from app.clock import now_ms
 from app.context import Context
 from app.errors import Conflict, Forbidden, NotFound, UserError
-from app.services import graph, notifications, page_versions, places, posts, tags
+from app.services import graph, notifications, page_versions, places, posts, ratelimit, tags
 from app.services.accounts import User, get_users
 from app.services.visibility import can_view
 
@@ -53,6 +53,9 @@ def ready_post(ctx: Context, viewer: User | None, post_id: int) -> posts.Post:
 def like(ctx: Context, viewer: User, post_id: int) -> posts.Post:
     """Like the post; returns it with its like count now. Conflict when the viewer likes it already (nothing
     changed)."""
+    ratelimit.limit(
+        ctx, "like", str(viewer.id), ctx.config.limits.likes_per_account, "You've liked many posts just now."
+    )
     post = ready_post(ctx, viewer, post_id)
     now = now_ms()
     with ctx.db.write(ids.shard_of(post.id)) as conn:
@@ -166,6 +169,9 @@ def _checked_body(body: str) -> str:
 def add_comment(ctx: Context, viewer: User, post_id: int, body: str) -> Comment:
     """Comment on the post; notifies its author and everyone the comment @mentions (who may see the post)."""
     body = _checked_body(body)
+    ratelimit.limit(
+        ctx, "comment", str(viewer.id), ctx.config.limits.comments_per_account, "You've commented a lot just now."
+    )
     post = ready_post(ctx, viewer, post_id)
     if post.comments_off:
         raise Forbidden(COMMENTS_OFF)
