@@ -165,13 +165,16 @@ def _check_backends(ctx) -> None:
 
 def _migrate(ctx) -> list[str]:
     from app.backends.database.base import DatabaseUnavailable
+    from app.services import accounts
 
     try:
-        return ctx.db.migrate()
+        applied = ctx.db.migrate()
     except ValueError as exc:  # logical_shards changed after install
         raise ConfigError(f"{ctx.config.source}: {exc}") from None
     except DatabaseUnavailable as exc:
         raise ConfigError(f"{ctx.config.source}: [database] {exc}") from None
+    accounts.index_names_once(ctx)
+    return applied
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -90,6 +90,7 @@ TABLES: dict[str, Placement] = {
     "id_sequences": Placement(("shard",), lambda db, row: row["shard"]),
     "users": Placement(("id",), _by_id("id")),
     "usernames": Placement(("username",), _by_key("username")),
+    "name_words": Placement(("word", "user_id"), _by_id("user_id")),
     "invites": Placement(("code_hash",), _site),
     "site_flags": Placement(("name",), _site),
     FEED_TABLE: Placement(("user_id", "post_id"), _by_id("user_id")),

@@ -42,6 +42,7 @@ from app import ids
 from app.context import Context
 from app.errors import UserError
 from app.media.pipeline import SIZES, process_photo
+from app.services import accounts
 from app.services.posts import rendition_key
 
 SEED_PASSWORD = "pinhole seed password"
@@ -214,6 +215,7 @@ class _Plan:
         shards = ctx.db.logical_shards
         first = _next_seed_number(ctx) if options.force_add else 1
         self.names = [f"{PREFIX}{first + i}" for i in range(n)]
+        self.display_names = [f"{FIRST_NAMES[u % len(FIRST_NAMES)]} {first + u}" for u in range(n)]
         self.shard = [rng.randrange(shards) for _ in range(n)]
         # Follows: K distinct others each among the accounts that are not celebrities (users C.. n-1), so that
         # each celebrity (users 0..C-1) has exactly its F sampled followers.
@@ -304,7 +306,8 @@ class _Plan:
         celebrity_rows = [(self.user_ids[c], len(self.followers[c])) for c in sorted(self.celebrities)]
         if celebrity_rows:
             bucket(0)
-        total = n * 2 + self.follow_count * 2 + o.posts + self.photo_count + len(celebrity_rows)
+        name_words = sum(len(accounts.name_words(name)) for name in self.display_names)
+        total = n * 2 + name_words + self.follow_count * 2 + o.posts + self.photo_count + len(celebrity_rows)
         total += self._estimate_feed_items(post_count, max_items)
         done = 0
         template_of = {p: templates[p] for p in range(min(len(templates), o.posts))}
@@ -340,7 +343,7 @@ class _Plan:
                         (
                             user_ids[u],
                             self.names[u],
-                            f"{FIRST_NAMES[u % len(FIRST_NAMES)]} {self.names[u].removeprefix(PREFIX)}",
+                            self.display_names[u],
                             password_hash,
                             ids.unix_ms_of(user_ids[u]),
                             ids.unix_ms_of(user_ids[u]),
@@ -355,6 +358,11 @@ class _Plan:
                     "accounts",
                     "INSERT INTO usernames (username, user_id) VALUES (?, ?)",
                     ((self.names[u], user_ids[u]) for u in group["names"]),
+                )
+                put(
+                    "accounts",
+                    "INSERT INTO name_words (word, user_id) VALUES (?, ?)",
+                    ((word, user_ids[u]) for u in users for word in accounts.name_words(self.display_names[u])),
                 )
                 put(
                     "follows",

@@ -10,7 +10,7 @@ import json
 import pytest
 from litestar.testing import TestClient
 
-from app import ids
+from app import cli, ids
 from app.clock import now_ms
 from app.errors import UserError
 from app.services import accounts, discover, graph, posts, sessions
@@ -274,6 +274,64 @@ def test_accounts_by_username_prefix_case_insensitive(ctx):
     assert len(search(ctx, None, "a", limit=2).accounts) == 2
 
 
+def named(ctx, username: str, display_name: str) -> accounts.User:
+    return accounts.update_profile(ctx, user(ctx, username), display_name, "")
+
+
+def test_accounts_by_a_word_of_their_display_name_after_usernames(ctx):
+    named(ctx, "alima", "Ana Lima")
+    named(ctx, "jo", "José Álvarez-Núñez")
+    named(ctx, "limasol", "Sol")
+    named(ctx, "q", "Limón 🍋 Fan")
+    assert names(search(ctx, None, "lim")) == ["limasol", "alima", "q"]  # usernames first, then names in order
+    assert names(search(ctx, None, "ana li")) == ["alima"]  # each word of the query starts a word of the name
+    assert names(search(ctx, None, "li ana")) == ["alima"]
+    assert names(search(ctx, None, "ana sol")) == []
+    assert names(search(ctx, None, "jose")) == ["jo"]  # accents and case aside
+    assert names(search(ctx, None, "NUÑEZ")) == ["jo"]
+    assert names(search(ctx, None, "alvarez nunez")) == ["jo"]
+    assert names(search(ctx, None, "@ana")) == ["alima"]
+    assert names(search(ctx, None, "🍋")) == []  # not a word
+
+
+def test_a_new_display_name_is_found_and_the_old_one_no_longer(ctx, client):
+    ana = named(ctx, "ana", "Ana Lima")
+    accounts.update_profile(ctx, ana, "Ana Sousa", "")
+    assert names(search(ctx, None, "lima")) == []
+    assert names(search(ctx, None, "sousa")) == ["ana"]
+    assert 'href="/@ana"' in client.get("/search?q=Sousa").text  # the search page too
+    accounts.update_profile(ctx, accounts.get_user(ctx, ana.id), "", "")
+    assert names(search(ctx, None, "sousa")) == []
+    assert "@ana" in client.get("/search?q=ana").text  # the username still finds the account
+
+
+def forget_name_words(ctx) -> None:
+    """As on a site made before migration 0008 added name_words."""
+    for _reader, shards in ctx.db.shard_groups():
+        for shard in shards:
+            with ctx.db.write(shard) as conn:
+                conn.run("DELETE FROM name_words")
+    with ctx.db.write(0) as conn:
+        conn.run("DELETE FROM site_flags WHERE name = ?", (accounts.NAMES_INDEXED,))
+
+
+def test_names_given_before_the_index_existed_are_indexed_by_migrate_once(ctx):
+    named(ctx, "ana", "Ana Lima")
+    named(ctx, "bo", "Bo Lindqvist")
+    user(ctx, "cy")
+    forget_name_words(ctx)
+    assert names(search(ctx, None, "lin")) == []
+    assert cli._migrate(ctx) == []  # no migration left to apply; the names are indexed all the same
+    assert names(search(ctx, None, "lin")) == ["bo"]
+    assert names(search(ctx, None, "li")) == ["ana", "bo"]
+    assert accounts.index_all_names(ctx) == 2 and names(search(ctx, None, "li")) == ["ana", "bo"]  # again: the same
+    ana = accounts.find_user(ctx, "ana")
+    with ctx.db.write(ana.shard) as conn:
+        conn.run("DELETE FROM name_words WHERE user_id = ?", (ana.id,))
+    cli._migrate(ctx)  # done once for the site: not again at every migrate or start
+    assert names(search(ctx, None, "li")) == ["bo"]
+
+
 def test_tags_by_prefix_exact_first_then_most_used(ctx):
     add_tag(ctx, "sunset", 40)
     add_tag(ctx, "sun", 1)
@@ -355,7 +413,7 @@ def test_search_as_you_type_answers_a_fragment(ctx, client):
     assert response.status_code == 200 and "<html" not in response.text and 'href="/@sunny"' in response.text
     assert "HX-Request" in response.headers["vary"]
     none = client.get("/search?q=zz", headers={"HX-Request": "true"})
-    assert "No accounts or tags start with “zz”" in none.text
+    assert "No accounts or tags match “zz”" in none.text
     cleared = client.get("/search?q=", headers={"HX-Request": "true"})
     assert cleared.status_code == 200 and cleared.text.strip() == ""
 

@@ -2,9 +2,10 @@
 the API, the CLI and tasks alike.
 
 Where rows live: the user row on the user's own logical shard (chosen at random at sign-up, and
-inside the user's id); `usernames` (lowercase name -> id) on the shard hashed from the name;
-invites and site flags on shard 0. Each write touches one shard; a sign-up writes the user row
-first and then claims the name, undoing the row if the name was taken meanwhile.
+inside the user's id), with the words of its display name (`name_words`, for search); `usernames`
+(lowercase name -> id) on the shard hashed from the name; invites and site flags on shard 0. Each
+write touches one shard; a sign-up writes the user row first and then claims the name, undoing the
+row if the name was taken meanwhile.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 import hashlib
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +32,8 @@ _USERNAME = re.compile(r"^[a-z0-9_.]{1,30}$")
 RESERVED = {"admin", "administrator", "root", "pinhole", "support", "help", "system", "moderator", "staff"}
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024
 MAX_DISPLAY_NAME, MAX_BIO = 64, 300
+MAX_NAME_WORDS = 8  # words of a display name that search finds
+NAMES_INDEXED = "names_indexed"  # site flag: the names given before name_words existed are in it
 STALE_CLAIM_MS = 10 * 60 * 1000
 
 
@@ -229,6 +233,50 @@ def _dummy_hash(ctx: Context) -> str:
     return ctx.hasher.hash(secrets.token_hex(16))
 
 
+def name_words(text: str) -> list[str]:
+    """The words of a name as search matches them: case-folded, accents dropped ("José" finds "jose"), split at
+    whatever is not a letter or digit; each once, at most MAX_NAME_WORDS."""
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return list(dict.fromkeys(w for w in re.split(r"[\W_]+", plain) if w))[:MAX_NAME_WORDS]
+
+
+def _index_name(conn, user_id: int, display_name: str) -> None:
+    """The user's name_words rows for this name (in the transaction that writes the name, on the user's shard)."""
+    conn.run("DELETE FROM name_words WHERE user_id = ?", (user_id,))
+    conn.run_many(
+        "INSERT INTO name_words (word, user_id) VALUES (?, ?)", [(w, user_id) for w in name_words(display_name)]
+    )
+
+
+def index_names_once(ctx: Context) -> None:
+    """Index the display names given before search could find them (migration 0008), once per site: called by
+    every `main.py migrate` (and start), it does the work until one run has finished it."""
+    with ctx.db.read(0) as conn:
+        if conn.value("SELECT 1 FROM site_flags WHERE name = ?", (NAMES_INDEXED,)) is not None:
+            return
+    index_all_names(ctx)
+    with ctx.db.write(0) as conn:
+        conn.run("INSERT INTO site_flags (name, value) VALUES (?, '1') ON CONFLICT DO NOTHING", (NAMES_INDEXED,))
+
+
+def index_all_names(ctx: Context) -> int:
+    """Index every account's display name for search. Returns how many accounts have a name."""
+    named = 0
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            rows = conn.all("SELECT id, display_name FROM users WHERE display_name <> ''")
+        by_shard: dict[int, list[dict]] = {}
+        for row in rows:
+            by_shard.setdefault(ids.shard_of(row["id"]), []).append(row)
+        for shard, users in sorted(by_shard.items()):
+            with ctx.db.write(shard) as conn:
+                for row in users:
+                    _index_name(conn, row["id"], row["display_name"])
+        named += len(rows)
+    return named
+
+
 def update_profile(ctx: Context, user: User, display_name: str, bio: str, is_private: bool | None = None) -> User:
     display_name = " ".join((display_name or "").split())
     bio = (bio or "").replace("\r\n", "\n").strip()
@@ -242,6 +290,7 @@ def update_profile(ctx: Context, user: User, display_name: str, bio: str, is_pri
             "UPDATE users SET display_name = ?, bio = ?, is_private = ?, updated_at = ? WHERE id = ?",
             (display_name, bio, int(private), now_ms(), user.id),
         )
+        _index_name(conn, user.id, display_name)
     page_versions.touch(ctx, user.id)  # the name on the user's own cards
     updated = get_user(ctx, user.id)
     if user.is_private and not private:

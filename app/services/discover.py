@@ -23,7 +23,7 @@ from app.context import Context
 from app.errors import UserError
 
 # graph before posts: importing posts first runs into the posts -> visibility -> graph -> feed -> posts cycle.
-from app.services import graph, posts
+from app.services import accounts, graph, posts
 from app.services.accounts import User, get_users
 
 log = logging.getLogger("pinhole.discover")
@@ -42,6 +42,9 @@ BAD_AFTER = "That page link is broken. Start again from the top of Explore."
 
 MAX_QUERY = 100  # also bounds a tag (tags themselves allow 100 characters)
 SEARCH_LIMIT = 12
+# At most this many accounts are read back for the query's longest word (from the places in turn) and matched word
+# by word: a short, common word shows some of the accounts it matches, not all.
+NAME_CANDIDATES = 200
 _USERNAME_CHARS = re.compile(r"^[a-z0-9_.]*$")
 _TAG_CHARS = re.compile(r"^\w*$")
 
@@ -200,9 +203,10 @@ class SearchResults:
 
 
 def search(ctx: Context, viewer: User | None, query: str, limit: int = SEARCH_LIMIT) -> SearchResults:
-    """Accounts whose username starts with the query and tags that do, case-insensitively. `@ana` looks for
-    accounts only, `#sun` for tags only. Accounts with a block either way with the viewer are left out.
-    A query over MAX_QUERY characters (a 500-character tag among them): UserError."""
+    """Accounts whose username or a word of whose display name starts with the query, and tags that do,
+    case-insensitively (accents aside, for names). `@ana` looks for accounts only, `#sun` for tags only. Accounts
+    with a block either way with the viewer are left out. A query over MAX_QUERY characters (a 500-character tag
+    among them): UserError."""
     query = unicodedata.normalize("NFC", (query or "").strip())
     if len(query) > MAX_QUERY:
         raise UserError(f"Searches are limited to {MAX_QUERY} characters; that one has {len(query)}.", field="q")
@@ -219,12 +223,22 @@ def _upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _accounts(ctx: Context, viewer: User | None, prefix: str, limit: int) -> list[User]:
-    if not prefix or not _USERNAME_CHARS.match(prefix):
-        return []  # no username has other characters
+def _accounts(ctx: Context, viewer: User | None, query: str, limit: int) -> list[User]:
+    """Accounts whose username starts with the query, then those with a word of their display name starting with
+    each word of it ("ana li" finds "Ana Lima"), without those with a block either way with the viewer."""
     hidden = graph.blocked_ids(ctx, viewer.id) if viewer is not None else set()
     # Fetch enough that the hidden ones cannot leave the page short.
     wanted = limit + len(hidden)
+    found = [i for i in _username_matches(ctx, query, wanted) if i not in hidden][:limit]
+    if len(found) < limit:
+        found += [i for i in _name_matches(ctx, query, wanted + len(found)) if i not in hidden and i not in found]
+    users = get_users(ctx, found[:limit])
+    return [users[i] for i in found[:limit] if i in users]
+
+
+def _username_matches(ctx: Context, prefix: str, limit: int) -> list[int]:
+    if not prefix or not _USERNAME_CHARS.match(prefix):
+        return []  # no username has other characters
     rows: list[dict] = []
     for reader, _shards in ctx.db.shard_groups():
         with reader as conn:
@@ -232,13 +246,36 @@ def _accounts(ctx: Context, viewer: User | None, prefix: str, limit: int) -> lis
                 conn.all(
                     "SELECT username, user_id FROM usernames WHERE username >= ? AND username < ?"
                     " ORDER BY username LIMIT ?",
-                    (prefix, _upper_bound(prefix), wanted),
+                    (prefix, _upper_bound(prefix), limit),
                 )
             )
     rows.sort(key=lambda r: r["username"])
-    chosen = [r["user_id"] for r in rows if r["user_id"] not in hidden][:limit]
-    users = get_users(ctx, chosen)
-    return [users[i] for i in chosen if i in users]
+    return [r["user_id"] for r in rows[:limit]]
+
+
+def _name_matches(ctx: Context, query: str, limit: int) -> list[int]:
+    """Ids of accounts whose display name has, for each word of the query, a word starting with it; ordered by
+    display name. The index is asked for the query's longest word; the names read back decide."""
+    words = accounts.name_words(query)
+    if not words:
+        return []
+    longest = max(words, key=len)
+    ids_found: set[int] = set()
+    for reader, _shards in ctx.db.shard_groups():
+        with reader as conn:
+            rows = conn.all(
+                "SELECT DISTINCT user_id FROM name_words WHERE word >= ? AND word < ? ORDER BY user_id LIMIT ?",
+                (longest, _upper_bound(longest), NAME_CANDIDATES - len(ids_found)),
+            )
+        ids_found.update(r["user_id"] for r in rows)
+        if len(ids_found) >= NAME_CANDIDATES:
+            break  # a word as common as one letter: these are enough to show
+    named = sorted(
+        (accounts.name_words(user.display_name), user.username, user.id)
+        for user in get_users(ctx, sorted(ids_found)).values()
+    )
+    matching = [user_id for name, _, user_id in named if all(any(w.startswith(q) for w in name) for q in words)]
+    return matching[:limit]
 
 
 def _tags(ctx: Context, prefix: str, limit: int) -> list[TagHit]:
