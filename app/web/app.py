@@ -150,7 +150,7 @@ def create_app(ctx: Context | None = None) -> Litestar:
         on_startup=[start_workers, live.open_streams],
         on_shutdown=[stop, live.close_streams],  # run in reverse: open streams end before the context closes
         request_max_body_size=config.server.max_body_mb * 1024 * 1024,
-        state=State({"ctx": ctx, "home_pages": HomePages(ctx)}),
+        state=State({"ctx": ctx, "home_pages": HomePages(ctx, feed_routes.first_page_digest)}),
         debug=False,
         logging_config=None,
     )

@@ -16,9 +16,12 @@ reaches another. Older pages and htmx fragments are rendered each time. Each pro
 `serve_kept_pages` wraps the app: it answers GET / with a current kept page before Litestar routes the request (whose
 routing, dependencies and response building cost more than the check itself), and keeps the page the home route
 marks keepable, with the headers the app sent it with. Both go through the rest of the stack as any answer does
-(security headers, request id, metrics). A kept page asked for late in its time is also rendered again in the
+(security headers, request id, metrics). A kept page asked for late in its time is also looked at again in the
 background (REFRESH_AHEAD), so an active viewer's requests are answered from kept pages while what others did still
-shows within page_cache_seconds.
+shows within page_cache_seconds: the page is kept for another page_cache_seconds if a digest of what it shows
+(routes/feed.py page_digest: the posts as read, the viewer's likes, each post's time ago) is the one it was
+rendered from, and rendered again if not. Reading the posts costs a fraction of rendering them, and most pages
+have not changed.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ MAX_PAGES = 512  # about 40 KB each
 REFRESH_AHEAD = 0.8
 FIRST_PAGE = 10  # posts on the first page of the home feed (app/web/routes/feed.py FEED_PAGE)
 CHECK_STATE = "home_page_check"  # in the request's state: the check the home route renders under
-KEEP_STATE = "keep_home_page"  # set by the home route: the page it answers may be kept
+KEEP_STATE = "keep_home_page"  # set by the home route to the page's digest: the page it answers may be kept
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class PageCheck:
 @dataclass(frozen=True)
 class KeptPage:
     check: PageCheck
+    digest: str  # of what the page shows beyond its check (routes/feed.py page_digest)
     refresh_after: float
     expires: float
     headers: list[tuple[bytes, bytes]]
@@ -71,8 +75,15 @@ class KeptPage:
 
 
 class HomePages:
-    def __init__(self, ctx: Context, max_pages: int = MAX_PAGES, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        ctx: Context,
+        digest: Callable[[Context, User], str],
+        max_pages: int = MAX_PAGES,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.ctx = ctx
+        self.digest = digest  # the page_digest of a viewer's first page as it would be rendered now
         config = ctx.config
         self.seconds = config.feeds.page_cache_seconds
         # The check reads the session and the page version (the key-value seam) and the feed's head. Where those
@@ -109,11 +120,11 @@ class HomePages:
             return None
         return kept
 
-    def keep(self, check: PageCheck, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    def keep(self, check: PageCheck, digest: str, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
         with self._lock:
             self._pages.pop(check.viewer_id, None)
             now = self.clock()
-            kept = KeptPage(check, now + self.seconds * REFRESH_AHEAD, now + self.seconds, headers, body)
+            kept = KeptPage(check, digest, now + self.seconds * REFRESH_AHEAD, now + self.seconds, headers, body)
             self._pages[check.viewer_id] = kept
             while len(self._pages) > self.max_pages:  # the oldest kept first
                 del self._pages[next(iter(self._pages))]
@@ -129,6 +140,16 @@ class HomePages:
     def refresh_done(self, viewer_id: int) -> None:
         with self._lock:
             self._refreshing.discard(viewer_id)
+
+    def revalidate(self, kept: KeptPage, session_token: str, csrf_cookie: str) -> PageCheck | None:
+        """A kept page late in its time: kept for another page_cache_seconds if it is still current and shows what
+        it was rendered from (None), else the check to render it again under (None too if nothing may be kept)."""
+        viewer = sessions.user_for_session(self.ctx, session_token)
+        check = self.check(viewer, csrf_cookie) if viewer is not None else None
+        if check is None or check != kept.check or self.digest(self.ctx, viewer) != kept.digest:
+            return check
+        self.keep(check, kept.digest, kept.headers, kept.body)
+        return None
 
     def lookup(self, session_token: str, csrf_cookie: str) -> tuple[PageCheck | None, KeptPage | None]:
         """The check for the signed-in viewer of this session, and their kept page if it is current."""
@@ -154,19 +175,23 @@ def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
         async def send_and_keep(message: Message) -> None:
             nonlocal start
             if message["type"] == "http.response.start":
-                start = message
+                # The headers as the app gave them: what is sent next adds its own (request id, security headers)
+                # to this list, for this answer only.
+                start = {**message, "headers": list(message["headers"])}
             elif message["type"] == "http.response.body":
                 body.append(message.get("body", b""))
                 if not message.get("more_body") and _keepable(scope, start):
-                    pages.keep(check, list(start["headers"]), b"".join(body))
+                    pages.keep(check, scope["state"][KEEP_STATE], list(start["headers"]), b"".join(body))
             await send(message)
 
         await app(scope, receive, send_and_keep)
 
-    async def refresh(scope: Scope, cookies: tuple[str, str], viewer_id: int) -> None:
-        """Render the viewer's page again as their own request would, answering no one, and keep it."""
+    async def refresh(scope: Scope, cookies: tuple[str, str], kept: KeptPage) -> None:
+        """Keep the viewer's page longer if it shows what it did, else render it again as their own request would,
+        answering no one, and keep that. The posts are read in a thread: nobody waits for this."""
+        viewer_id = kept.check.viewer_id
         try:
-            check, _ = await lookup(cookies)
+            check = await asyncio.get_running_loop().run_in_executor(None, pages.revalidate, kept, *cookies)
             if check is not None:
                 await render_and_keep({**scope, "state": {}}, _empty_body, _nowhere, check)
         except Exception:
@@ -186,11 +211,11 @@ def serve_kept_pages(app: ASGIApp, pages: HomePages) -> ASGIApp:
             check, kept = None, None
         if kept is not None:
             if pages.start_refresh(kept):
-                task = asyncio.create_task(refresh(dict(scope), cookies, kept.check.viewer_id))
+                task = asyncio.create_task(refresh(dict(scope), cookies, kept))
                 refreshes.add(task)
                 task.add_done_callback(refreshes.discard)
             scope["path_template"] = "/"  # for the metrics, as the route would be counted
-            await send({"type": "http.response.start", "status": 200, "headers": kept.headers})
+            await send({"type": "http.response.start", "status": 200, "headers": list(kept.headers)})
             await send({"type": "http.response.body", "body": kept.body})
         elif check is not None:
             await render_and_keep(scope, receive, send, check)

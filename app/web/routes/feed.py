@@ -7,6 +7,7 @@ GET /?before=<id>     older ones: a whole page, or (an htmx request from the scr
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 
@@ -16,9 +17,11 @@ from litestar.response import Template
 from markupsafe import Markup
 
 from app import ids
+from app.context import Context
 from app.errors import UserError
 from app.services import feed, interactions
-from app.services.posts import Media
+from app.services.accounts import User
+from app.services.posts import Media, Post
 from app.services.tags import render_caption
 from app.web.cards import CardRenderer
 from app.web.deps import CtxDep, ViewerDep, page
@@ -97,6 +100,21 @@ def _cards(request: Request, ctx) -> CardRenderer:
     return renderer
 
 
+def page_digest(viewer: User, cards: list[Post], liked_ids: set[int], next_before: int | None, now: int) -> str:
+    """What a first page shows, but for what its check covers (app/web/home_pages.py): the viewer, the posts as
+    read (counts, captions, authors' names and avatars...), the viewer's likes of them, the link to older posts,
+    and each post's time ago as shown (to the minute)."""
+    shown = (viewer, cards, sorted(liked_ids), next_before, [time_ago(p.created_at, now) for p in cards])
+    return hashlib.blake2b(repr(shown).encode(), digest_size=16).hexdigest()
+
+
+def first_page_digest(ctx: Context, viewer: User) -> str:
+    """page_digest of the viewer's first page as it would be rendered now."""
+    cards, next_before = feed.home_feed(ctx, viewer, None, FEED_PAGE)
+    liked_ids = interactions.liked_post_ids(ctx, viewer, [p.id for p in cards])
+    return page_digest(viewer, cards, liked_ids, next_before, int(time.time() * 1000))
+
+
 @get("/", sync_to_thread=True)
 def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str] = "") -> Template | Response:
     fragment = bool(before) and "hx-request" in request.headers and "hx-history-restore-request" not in request.headers
@@ -107,20 +125,22 @@ def home(request: Request, ctx: CtxDep, viewer: ViewerDep, before: FromQuery[str
     cursor = _cursor(before)
     check = request.state.get(CHECK_STATE)  # app/web/home_pages.py read it before this page was asked for
     cards, next_before = feed.home_feed(ctx, viewer, cursor, FEED_PAGE)
+    liked_ids = interactions.liked_post_ids(ctx, viewer, [p.id for p in cards])  # the cards' hearts
+    now = int(time.time() * 1000)
     context = {
         "user": viewer,
         "posts": cards,
-        "liked_ids": interactions.liked_post_ids(ctx, viewer, [p.id for p in cards]),  # the cards' hearts
+        "liked_ids": liked_ids,
         "card_parts": _cards(request, ctx).parts(cards, cards[0].id if cards and cursor is None else None),
         "before": cursor,
         "next_before": next_before,
-        "now_ms": int(time.time() * 1000),
+        "now_ms": now,
         "time_ago": time_ago,
     }
     template = page("home/_feed_page.html" if fragment else "home/home.html", **context)
     template.headers["Vary"] = "HX-Request"  # the same address answers a page or a fragment
     if check is not None and check.viewer_id == viewer.id and check.covers([p.id for p in cards], next_before):
-        request.state[KEEP_STATE] = True
+        request.state[KEEP_STATE] = page_digest(viewer, cards, liked_ids, next_before, now)
     return template
 
 
