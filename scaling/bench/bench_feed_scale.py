@@ -152,7 +152,9 @@ def report(small: dict, large: dict, size: dict, plot: Path) -> str:
             f"{big.posts:,} ({s.feed_items:,} against {big.feed_items:,} feed entries; feeds hold at most 800). "
             "The much-followed account is above [feeds] celebrity_threshold, so its posts are merged into its "
             "followers' feeds when they are read. HTTP: a real `main.py serve`, wrk with one connection (no "
-            f"queueing: its p50 is one request's time), GET / (the first {FEED_PAGE} posts, rendered) with the "
+            f"queueing: its p50 is one request's time), GET / (the first {FEED_PAGE} posts: mostly a kept page, "
+            "sent after its check reads the session, the page version and the head of the feed, where the "
+            "celebrity's newest posts are merged in; see app/web/home_pages.py) with the "
             f"session cookies of {VIEWERS} viewers in turn, medians of {ROUNDS} runs of {SECONDS} s. Service: "
             f"`feed.home_feed(ctx, viewer, None, {FEED_PAGE})` in the benchmark process, median of "
             f"{REPEATS} × {VIEWERS} calls.",
