@@ -6,7 +6,9 @@ The embedded queue workers are off here; tests run queued tasks deterministicall
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +41,20 @@ from tests.servers import (  # noqa: F401 (fixtures)
     postgres_two_servers,
     postgres_two_servers_migrated,
 )
+
+# Scratch space in RAM when the machine has room for it: on a VM's disk, even with fsync off, each CREATE DATABASE
+# (one per top-rung test) took about 1 s; on tmpfs, 0.04 s. An explicit TMPDIR is kept.
+RAM_DIR, RAM_NEEDED = "/dev/shm", 4 << 30
+
+
+def pytest_configure(config):
+    if os.environ.get("TMPDIR") or not os.path.isdir(RAM_DIR):
+        return
+    free = os.statvfs(RAM_DIR)
+    if free.f_bavail * free.f_frsize >= RAM_NEEDED:
+        os.environ["TMPDIR"] = RAM_DIR  # for the servers and CLI runs the tests start, too
+        tempfile.tempdir = None  # forget a temp dir chosen before
+
 
 # Property tests check logic, not speed: on a busy machine generating inputs or running an example may be slow.
 settings.register_profile("pinhole", deadline=None, suppress_health_check=[HealthCheck.too_slow])

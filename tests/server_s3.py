@@ -83,9 +83,9 @@ class SeaweedFS:
             ports, grpc = dict(zip(names, http, strict=True)), dict(zip(names, grpc, strict=True))
             self.port = ports["s3"]
             args = [
-                self.binary, "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-s3.config={config}", "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
+                self.binary, f"-logdir={self.root}", "mini", f"-dir={self.root / 'data'}", "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1", f"-s3.config={config}", "-master.telemetry=false", "-webdav=false",
+                "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=64",
                 f"-filer.localSocket={self.root / 'filer.sock'}", f"-s3.localSocket={self.root / 's3.sock'}",
                 *(f"-{name}.port={port}" for name, port in ports.items()),
                 *(f"-{name}.port.grpc={port}" for name, port in grpc.items()),

@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -306,8 +307,10 @@ shutil.rmtree(root, ignore_errors=True)
 def temp_root(prefix: str) -> Path:
     """A temp dir the server user owns, whose servers are stopped even if the test process is killed."""
     ids = PgCluster.owner()
-    # As root, in /tmp: a TMPDIR under /root would be out of the postgres user's reach.
-    base = "/tmp" if ids is not None and os.path.isdir("/tmp") else None
+    # As root, in a temp dir anyone may enter (/tmp, /dev/shm): one under /root is out of the postgres user's reach.
+    base = tempfile.gettempdir()
+    if ids is not None and not os.stat(base).st_mode & stat.S_IXOTH:
+        base = "/tmp"
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     if ids is not None:
         os.chown(root, *ids)
