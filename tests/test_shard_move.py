@@ -180,6 +180,12 @@ def test_a_shard_moves_while_it_is_written_losing_nothing_and_pausing_no_other_s
             assert flags(fresh, shard) == writer.kept, f"writes to shard {shard} lost or changed"
         assert shard_rows(fresh, MOVED, skip=("site_flags",)) == before
         assert fresh.integrity() == "ok"
+        # A process that has not heard of the move (the old map) still reads every shard at once, following it.
+        stale = build_database(config)
+        counters = stale.each_shard("SELECT value FROM site_flags WHERE name = 'counter'")
+        assert sorted(r["value"] for r in counters) == sorted(w.kept["counter"] for w in writers.values())
+        assert stale.server_of(MOVED) is stale.primaries[1]
+        stale.close()
     finally:
         fresh.close()
         app_db.close()

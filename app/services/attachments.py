@@ -301,16 +301,11 @@ def sweep(ctx: Context) -> int:
     handled."""
     now = now_ms()
     stuck_before = now - ctx.config.media.processing_timeout_seconds * 1000
-    rows: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows.extend(
-                conn.all(
-                    "SELECT id, upload_key, status, attempts, created_at FROM media_attachments"
-                    " WHERE updated_at < ? AND (status = 'processing' OR created_at < ?)",
-                    (stuck_before, now - UNPOSTED_MS),
-                )
-            )
+    rows = ctx.db.each_shard(
+        "SELECT id, upload_key, status, attempts, created_at FROM media_attachments"
+        " WHERE updated_at < ? AND (status = 'processing' OR created_at < ?)",
+        (stuck_before, now - UNPOSTED_MS),
+    )
     for row in rows:
         shard = ids.shard_of(row["id"])
         if row["created_at"] < now - UNPOSTED_MS:

@@ -93,11 +93,8 @@ def remove_avatar(ctx: Context, user: User) -> None:
 def sweep_stuck_avatars(ctx: Context) -> int:
     """Re-enqueue avatars waiting longer than STUCK_AFTER_MS (their task was lost)."""
     cutoff = now_ms() - STUCK_AFTER_MS
-    stuck: list[int] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows = conn.all("SELECT id FROM users WHERE avatar_upload_key IS NOT NULL AND updated_at < ?", (cutoff,))
-        stuck.extend(r["id"] for r in rows)
+    rows = ctx.db.each_shard("SELECT id FROM users WHERE avatar_upload_key IS NOT NULL AND updated_at < ?", (cutoff,))
+    stuck = [r["id"] for r in rows]
     for user_id in stuck:
         log.warning("re-enqueueing stuck avatar of user %s", user_id)
         ctx.backends.queue.enqueue("process_avatar", user_id)

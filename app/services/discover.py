@@ -7,7 +7,7 @@ instead of breaking, and filter it per viewer (visibility, blocks either way, mu
 cached list is the same for everyone; nothing rendered for one viewer is cached.
 
 Search reads directories only, never scans: `usernames` and `tags` are each spread over the shards by a hash of
-their key, so a prefix is one range query per shard group, merged here.
+their key, so a prefix is one range query on every shard (`each_shard`: one round trip per server), merged here.
 """
 
 from __future__ import annotations
@@ -59,25 +59,23 @@ def score(likes: int, comments: int, age_hours: float) -> float:
 
 
 def rank_explore(ctx: Context, now: int | None = None) -> dict:
-    """The ranked snapshot: {"ids": best first, "ranked_at": ms}. Reads every shard group; within one, a post and
-    its author's row live together, so joining them is local."""
+    """The ranked snapshot: {"ids": best first, "ranked_at": ms}. Reads every shard; within one, a post and its
+    author's row live together, so joining them is local."""
     now = now_ms() if now is None else now
     cutoff = now - RANK_DAYS * 86_400_000
     scored: dict[int, float] = {}
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            for newer, older in zip(_WINDOWS, _WINDOWS[1:], strict=False):
-                # By id range first (ids start with their time), so each window reads only its slice of posts.
-                rows = conn.all(
-                    "SELECT p.id, p.like_count, p.comment_count, p.created_at FROM posts p"
-                    " JOIN users u ON u.id = p.author_id"
-                    " WHERE p.id >= ? AND p.id < ? AND p.created_at >= ? AND p.status = 'ready' AND u.is_private = 0"
-                    " ORDER BY p.like_count + 2 * p.comment_count DESC, p.id DESC LIMIT ?",
-                    (_id_at(now - older * 3_600_000), _id_at(now - newer * 3_600_000 + 1), cutoff, RANK_KEEP),
-                )
-                for row in rows:
-                    age_hours = (now - row["created_at"]) / 3_600_000
-                    scored[row["id"]] = score(row["like_count"], row["comment_count"], age_hours)
+    for newer, older in zip(_WINDOWS, _WINDOWS[1:], strict=False):
+        # By id range first (ids start with their time), so each window reads only its slice of posts.
+        rows = ctx.db.each_shard(
+            "SELECT p.id, p.like_count, p.comment_count, p.created_at FROM posts p"
+            " JOIN users u ON u.id = p.author_id"
+            " WHERE p.id >= ? AND p.id < ? AND p.created_at >= ? AND p.status = 'ready' AND u.is_private = 0"
+            " ORDER BY p.like_count + 2 * p.comment_count DESC, p.id DESC LIMIT ?",
+            (_id_at(now - older * 3_600_000), _id_at(now - newer * 3_600_000 + 1), cutoff, RANK_KEEP),
+        )
+        for row in rows:
+            age_hours = (now - row["created_at"]) / 3_600_000
+            scored[row["id"]] = score(row["like_count"], row["comment_count"], age_hours)
     best = sorted(scored, key=lambda post_id: (-scored[post_id], -post_id))[:RANK_KEEP]
     return {"ids": best, "ranked_at": now}
 
@@ -158,16 +156,12 @@ def recent_public_posts(
     batch = max(limit * 2, _CHUNK)
     found: list[posts.Post] = []
     for _round in range(_PUBLIC_ROUNDS):
-        candidates: list[int] = []
-        for reader, _shards in ctx.db.shard_groups():
-            with reader as conn:
-                rows = conn.all(
-                    "SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id"
-                    " WHERE p.id < ? AND p.status = 'ready' AND u.is_private = 0 ORDER BY p.id DESC LIMIT ?",
-                    (cursor, batch),
-                )
-            candidates.extend(r["id"] for r in rows)
-        candidates = sorted(candidates, reverse=True)[:batch]
+        rows = ctx.db.each_shard(
+            "SELECT p.id FROM posts p JOIN users u ON u.id = p.author_id"
+            " WHERE p.id < ? AND p.status = 'ready' AND u.is_private = 0 ORDER BY p.id DESC LIMIT ?",
+            (cursor, batch),
+        )
+        candidates = sorted((r["id"] for r in rows), reverse=True)[:batch]
         found.extend(
             p for p in posts.get_posts(ctx, candidates, viewer) if not p.author.is_private and p.author.id not in muted
         )
@@ -239,16 +233,10 @@ def _accounts(ctx: Context, viewer: User | None, query: str, limit: int) -> list
 def _username_matches(ctx: Context, prefix: str, limit: int) -> list[int]:
     if not prefix or not _USERNAME_CHARS.match(prefix):
         return []  # no username has other characters
-    rows: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows.extend(
-                conn.all(
-                    "SELECT username, user_id FROM usernames WHERE username >= ? AND username < ?"
-                    " ORDER BY username LIMIT ?",
-                    (prefix, _upper_bound(prefix), limit),
-                )
-            )
+    rows = ctx.db.each_shard(
+        "SELECT username, user_id FROM usernames WHERE username >= ? AND username < ? ORDER BY username LIMIT ?",
+        (prefix, _upper_bound(prefix), limit),
+    )
     rows.sort(key=lambda r: r["username"])
     return [r["user_id"] for r in rows[:limit]]
 
@@ -260,19 +248,13 @@ def _name_matches(ctx: Context, query: str, limit: int) -> list[int]:
     if not words:
         return []
     longest = max(words, key=len)
-    ids_found: set[int] = set()
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows = conn.all(
-                "SELECT DISTINCT user_id FROM name_words WHERE word >= ? AND word < ? ORDER BY user_id LIMIT ?",
-                (longest, _upper_bound(longest), NAME_CANDIDATES - len(ids_found)),
-            )
-        ids_found.update(r["user_id"] for r in rows)
-        if len(ids_found) >= NAME_CANDIDATES:
-            break  # a word as common as one letter: these are enough to show
+    rows = ctx.db.each_shard(
+        "SELECT DISTINCT user_id FROM name_words WHERE word >= ? AND word < ? ORDER BY user_id LIMIT ?",
+        (longest, _upper_bound(longest), NAME_CANDIDATES),
+    )
+    ids_found = sorted(r["user_id"] for r in rows)[:NAME_CANDIDATES]  # a word as common as one letter: enough
     named = sorted(
-        (accounts.name_words(user.display_name), user.username, user.id)
-        for user in get_users(ctx, sorted(ids_found)).values()
+        (accounts.name_words(user.display_name), user.username, user.id) for user in get_users(ctx, ids_found).values()
     )
     matching = [user_id for name, _, user_id in named if all(any(w.startswith(q) for w in name) for q in words)]
     return matching[:limit]
@@ -281,16 +263,11 @@ def _name_matches(ctx: Context, query: str, limit: int) -> list[int]:
 def _tags(ctx: Context, prefix: str, limit: int) -> list[TagHit]:
     if not prefix or not _TAG_CHARS.match(prefix):
         return []  # tags are letters, digits and underscores only
-    rows: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows.extend(
-                conn.all(
-                    "SELECT tag, post_count FROM tags WHERE tag >= ? AND tag < ? AND post_count > 0"
-                    " ORDER BY post_count DESC, tag LIMIT ?",
-                    (prefix, _upper_bound(prefix), limit),
-                )
-            )
+    rows = ctx.db.each_shard(
+        "SELECT tag, post_count FROM tags WHERE tag >= ? AND tag < ? AND post_count > 0"
+        " ORDER BY post_count DESC, tag LIMIT ?",
+        (prefix, _upper_bound(prefix), limit),
+    )
     with ctx.db.read(ctx.db.shard_for_key(prefix)) as conn:
         # The exact tag, however little used, even when more popular ones fill the page.
         rows.extend(conn.all("SELECT tag, post_count FROM tags WHERE tag = ? AND post_count > 0", (prefix,)))

@@ -114,7 +114,7 @@ def _celebrity_post_ids(ctx: Context, author_ids: list[int], before: int | None,
     Each author's part is its own indexed LIMIT subquery, so a celebrity's long history is never scanned or
     sorted."""
     cursor = before if before is not None else ids.MAX_ID
-    found: list[int] = []
+    reads = []
     for shard, authors in ctx.db.by_place(author_ids, ids.shard_of):
         for start in range(0, len(authors), CELEBRITY_BATCH):
             batch = authors[start : start + CELEBRITY_BATCH]
@@ -123,10 +123,8 @@ def _celebrity_post_ids(ctx: Context, author_ids: list[int], before: int | None,
                 f" ORDER BY id DESC LIMIT ?) AS a{i}"
                 for i in range(len(batch))
             )
-            with ctx.db.read(shard) as conn:
-                rows = conn.all(f"{sql} ORDER BY id DESC LIMIT ?", [v for a in batch for v in (a, cursor, n)] + [n])
-            found.extend(r["id"] for r in rows)
-    return found
+            reads.append((shard, f"{sql} ORDER BY id DESC LIMIT ?", [v for a in batch for v in (a, cursor, n)] + [n]))
+    return [r["id"] for r in ctx.db.read_all(reads)]
 
 
 # --- Fan-out on write ----------------------------------------------------------------------------------------------
@@ -183,15 +181,9 @@ def _announce_new_post(ctx: Context, post_id: int, author: User, follower_ids: l
 def sweep_stalled_fanouts(ctx: Context) -> int:
     """Resume fan-out chains whose next task was lost (Huey delivers at most once). Returns how many."""
     cutoff = now_ms() - FANOUT_STALL_MS
-    stalled: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            stalled.extend(
-                conn.all(
-                    "SELECT id, fanout_after FROM posts WHERE fanout_after IS NOT NULL AND updated_at < ?",
-                    (cutoff,),
-                )
-            )
+    stalled = ctx.db.each_shard(
+        "SELECT id, fanout_after FROM posts WHERE fanout_after IS NOT NULL AND updated_at < ?", (cutoff,)
+    )
     for row in stalled:
         log.warning("resuming the fan-out of post %s after follower %s", row["id"], row["fanout_after"])
         ctx.backends.queue.enqueue("fanout_post", row["id"], row["fanout_after"])

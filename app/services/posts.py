@@ -312,15 +312,15 @@ def get_posts(ctx: Context, post_ids: list[int], viewer: User | None) -> list[Po
     feed or directory may still name a deleted post). Two queries per place the posts live on (one place on
     rung 0, whatever the shards), then the authors' rows by place and the viewer's relations in one batch: never a
     query per post."""
-    rows: dict[int, dict] = {}
+    places = ctx.db.by_place(post_ids, ids.shard_of)
+
+    def each_place(sql: str) -> list[dict]:
+        return ctx.db.read_all([(shard, sql.format(", ".join("?" * len(keys))), keys) for shard, keys in places])
+
+    rows = {row["id"]: row for row in each_place("SELECT * FROM posts WHERE id IN ({}) AND status = 'ready'")}
     media: dict[int, list[dict]] = {}
-    for shard, place_ids in ctx.db.by_place(post_ids, ids.shard_of):
-        marks = ", ".join("?" * len(place_ids))
-        with ctx.db.read(shard) as conn:
-            for row in conn.all(f"SELECT * FROM posts WHERE id IN ({marks}) AND status = 'ready'", place_ids):
-                rows[row["id"]] = row
-            for m in conn.all(f"SELECT * FROM post_media WHERE post_id IN ({marks}) ORDER BY position", place_ids):
-                media.setdefault(m["post_id"], []).append(m)
+    for m in each_place("SELECT * FROM post_media WHERE post_id IN ({}) ORDER BY position"):
+        media.setdefault(m["post_id"], []).append(m)
     authors = get_users(ctx, {row["author_id"] for row in rows.values()})
     visible = visible_authors(ctx, viewer, authors.values())
     return [
@@ -573,12 +573,9 @@ def sweep_stuck_posts(ctx: Context) -> int:
     handled."""
     now = now_ms()
     cutoff = now - ctx.config.media.processing_timeout_seconds * 1000
-    stuck: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            stuck.extend(
-                conn.all("SELECT id, attempts FROM posts WHERE status = 'processing' AND updated_at < ?", (cutoff,))
-            )
+    stuck = ctx.db.each_shard(
+        "SELECT id, attempts FROM posts WHERE status = 'processing' AND updated_at < ?", (cutoff,)
+    )
     for row in stuck:
         post_id = row["id"]
         if row["attempts"] >= MAX_ATTEMPTS:

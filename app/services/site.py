@@ -24,10 +24,5 @@ def stats(ctx: Context) -> Stats:
 
 
 def _count(ctx: Context) -> dict[str, int]:
-    users = posts = 0
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            row = conn.one("SELECT count(*) AS users, coalesce(sum(post_count), 0) AS posts FROM users")
-        users += row["users"]
-        posts += row["posts"]
-    return {"users": users, "posts": posts}
+    rows = ctx.db.each_shard("SELECT count(*) AS users, coalesce(sum(post_count), 0) AS posts FROM users")
+    return {"users": sum(r["users"] for r in rows), "posts": sum(r["posts"] for r in rows)}

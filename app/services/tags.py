@@ -102,15 +102,14 @@ def check_text(ctx: Context, text: str, field: str = "caption") -> tuple[list[st
 def users_named(ctx: Context, names: Iterable[str]) -> dict[str, User]:
     """The accounts with these (lowercase) usernames: one query per place of their directory shards, then the users
     by place."""
-    user_ids: dict[str, int] = {}
     wanted = (name for name in names if len(name) <= MAX_USERNAME)
-    for shard, shard_names in ctx.db.by_place(wanted, ctx.db.shard_for_key):
-        with ctx.db.read(shard) as conn:
-            rows = conn.all(
-                f"SELECT username, user_id FROM usernames WHERE username IN ({', '.join('?' * len(shard_names))})",
-                shard_names,
-            )
-        user_ids.update((r["username"], r["user_id"]) for r in rows)
+    rows = ctx.db.read_all(
+        [
+            (shard, f"SELECT username, user_id FROM usernames WHERE username IN ({', '.join('?' * len(batch))})", batch)
+            for shard, batch in ctx.db.by_place(wanted, ctx.db.shard_for_key)
+        ]
+    )
+    user_ids = {r["username"]: r["user_id"] for r in rows}
     users = get_users(ctx, user_ids.values())
     return {name: users[user_id] for name, user_id in user_ids.items() if user_id in users}
 
@@ -230,18 +229,13 @@ def withdraw_post_mentions(ctx: Context, post_id: int, names: Iterable[str]) -> 
 
 
 def trending(ctx: Context, limit: int, days: int = 7) -> list[tuple[str, int]]:
-    """Tags used in the last `days`, most used first, as (tag, post count): one query per shard group."""
+    """Tags used in the last `days`, most used first, as (tag, post count): one query on every shard."""
     since = now_ms() - days * 86_400_000
-    rows: list[dict] = []
-    for reader, _shards in ctx.db.shard_groups():
-        with reader as conn:
-            rows.extend(
-                conn.all(
-                    "SELECT tag, post_count FROM tags WHERE last_used_at >= ? AND post_count > 0"
-                    " ORDER BY post_count DESC, tag LIMIT ?",
-                    (since, limit),
-                )
-            )
+    rows = ctx.db.each_shard(
+        "SELECT tag, post_count FROM tags WHERE last_used_at >= ? AND post_count > 0 ORDER BY post_count DESC, tag"
+        " LIMIT ?",
+        (since, limit),
+    )
     rows.sort(key=lambda r: (-r["post_count"], r["tag"]))
     return [(r["tag"], r["post_count"]) for r in rows[:limit]]
 

@@ -203,6 +203,30 @@ def test_groups_for_batches_shards_one_connection_reaches(db):
         assert keys == [k for k in (51, 12, 53, 64) if k in keys]
 
 
+def test_each_shard_and_read_all_return_every_row_asked_for_once(db):
+    db.migrate()
+    for shard in range(SHARDS):
+        with db.write(shard) as conn:
+            _add_username(conn, f"on-{shard}", shard)
+    with db.write(3) as conn:  # quotes, a percent sign and a placeholder mark are values, never SQL
+        _add_username(conn, "it's 100%? --", 3)
+    names = sorted(r["username"] for r in db.each_shard("SELECT username FROM usernames WHERE username >= ?", ("on-",)))
+    assert names == [f"on-{s}" for s in range(SHARDS)]
+    asked = [(5, "on-5"), (1, "on-1"), (6, "on-6"), (3, "it's 100%? --"), (6, "missing")]
+    found = db.read_all([(s, "SELECT username, user_id FROM usernames WHERE username = ?", (n,)) for s, n in asked])
+    assert sorted((r["username"], r["user_id"]) for r in found) == [
+        ("it's 100%? --", 3),
+        ("on-1", 1),
+        ("on-5", 5),
+        ("on-6", 6),
+    ]
+    assert db.read_all([]) == []
+    with db.write(2) as conn:  # inside a write, they see it as read() does
+        _add_username(conn, "on-2-unsaved", 2)
+        assert {r["username"] for r in db.each_shard("SELECT username FROM usernames")} >= {"on-2-unsaved", "on-7"}
+        conn.run("DELETE FROM usernames WHERE username = 'on-2-unsaved'")
+
+
 @pytest.mark.parametrize("database_name", SNAPSHOTTING)
 def test_snapshot_is_consistent_while_another_thread_writes(db, tmp_path):
     db.migrate()

@@ -157,6 +157,8 @@ def test_a_stopped_server_fails_by_name_and_only_for_its_shards(tmp_path, postgr
         assert _user_id_of(db, 1, "before-1") == 1 and _user_id_of(db, 2, "during-outage") == 2
         with pytest.raises(DatabaseUnavailable, match=f":{b.port}/"):
             db.check()
+        with pytest.raises(DatabaseUnavailable, match=f":{b.port}/"):  # a read of every shard needs it too
+            db.each_shard("SELECT username FROM usernames")
 
         b.start(port=b.port)
         deadline = time.monotonic() + 10

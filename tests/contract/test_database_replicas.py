@@ -94,13 +94,16 @@ def test_reads_go_to_the_replica_except_right_after_this_threads_write(db):
     with db.read(2) as conn:
         assert conn.value("SELECT pg_is_in_recovery()") is False
         assert conn.value("SELECT value FROM site_flags WHERE name = ?", (key,)) == "written"
-    # ...while its other shards, and other threads, still read the replica.
+    # ...while its other shards, and other threads, still read the replica; a read of every shard at once
+    # goes to the primary too, as it includes the shard just written.
+    assert not any(r["replica"] for r in db.each_shard("SELECT pg_is_in_recovery() AS replica"))
     assert _on_replica(db, 3)
     assert _in_thread(lambda: _on_replica(db, 2))
     # The write reaches the replica, and once the pin has passed the writer reads there again.
     _eventually(lambda: _in_thread(lambda: _flag_on(db, 2, key)) == "written")
     time.sleep(1.05)
     assert _on_replica(db, 2)
+    assert all(r["replica"] for r in db.each_shard("SELECT pg_is_in_recovery() AS replica"))
     assert _flag_on(db, 2, key) == "written"
 
 

@@ -104,6 +104,20 @@ class Database(ABC):
     def shard_groups(self) -> Iterator[tuple[AbstractContextManager[Connection], list[int]]]:
         """For queries over every shard: (read connection, the logical shards it holds) per place."""
 
+    def each_shard(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of a read run on every logical shard, all together in no particular order (the caller sorts
+        and limits; a LIMIT in `sql` holds per place)."""
+        return self.read_all([(group[0], sql, params) for group in self.groups_for(range(self.logical_shards))])
+
+    def read_all(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row]:
+        """The rows of several reads, each (shard, sql, params), all together in no particular order. One
+        transaction per read here; a backend that reaches several shards over one connection needs fewer."""
+        rows: list[Row] = []
+        for shard, sql, params in reads:
+            with self.read(shard) as conn:
+                rows += conn.all(sql, params)
+        return rows
+
     def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
         """These logical shards grouped by place: one connection, `read(group[0])`, reaches every shard of a group
         with plain SQL, so a page asks one query per place instead of one per logical shard. Each shard is in

@@ -291,6 +291,46 @@ class Endpoint:
         with self._lock:
             raise self._mark_down(str(error)) from error
 
+    def read_each(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row] | None:
+        """The rows of several reads, each (shard, sql, params), in one read-only transaction sent as one statement
+        list: one round trip, where a transaction per read takes two. None if a shard's schema is not here (it
+        moved away): the caller reads one by one, following it."""
+        for _attempt in range(2):
+            pool, conn = self.getconn()
+            try:
+                cur = psycopg.ClientCursor(conn)  # each value quoted by psycopg, as a bound one
+                each = "".join(
+                    f"SET LOCAL search_path TO {schema_of(shard)};\n{cur.mogrify(to_pyformat(sql), _params(params))};\n"
+                    for shard, sql, params in reads
+                )
+                cur.execute(f"BEGIN READ ONLY;\n{each}COMMIT")
+                rows: list[Row] = []
+                while True:
+                    if cur.description:
+                        rows += cur.fetchall()
+                    if not cur.nextset():
+                        return rows
+            except psycopg.Error as exc:
+                if not conn.closed:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except psycopg.Error:
+                        pass  # a broken connection rolls back by itself; the pool discards it
+                if isinstance(exc, psycopg.errors.UndefinedTable):
+                    return None
+                if not _is_unreachable(exc):
+                    raise
+                error = exc
+            finally:
+                pool.putconn(conn)
+            reason = self._probe()
+            if reason is not None:
+                with self._lock:
+                    raise self._mark_down(reason) from error
+            pool.check()  # the server is up (restarted?): drop the idle connections that died, try again
+        with self._lock:
+            raise self._mark_down(str(error)) from error
+
     @staticmethod
     def _moved(conn: psycopg.Connection, shard: int) -> ShardNotHere:
         if conn.execute(f"SELECT to_regclass('{MOVES_TABLE}') IS NOT NULL AS t").fetchone()["t"]:
@@ -535,6 +575,37 @@ class PostgresDatabase(Database):
         # One group per logical shard: callers run plain SQL, and each shard is its own schema.
         for shard in range(self.logical_shards):
             yield self.read(shard), [shard]
+
+    def each_shard(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.read_all([(shard, sql, params) for shard in range(self.logical_shards)])
+
+    def read_all(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row]:
+        # One round trip per server (a replica's, as read() would choose), not one transaction per read.
+        if getattr(self._local, "in_write", None) is not None:
+            return super().read_all(reads)  # reads see this thread's open write
+        by_server: dict[int, list[tuple[int, str, Sequence[Any]]]] = {}
+        for read in reads:
+            by_server.setdefault(id(self.server_of(read[0])), []).append(read)
+        rows: list[Row] = []
+        for server_reads in by_server.values():
+            rows += self._read_on_one_server(server_reads)
+        return rows
+
+    def _read_on_one_server(self, reads: list[tuple[int, str, Sequence[Any]]]) -> list[Row]:
+        shards = [shard for shard, _sql, _params in reads]
+        pinned = any(self._pinned(shard) for shard in shards)
+        for replica in [] if pinned else self._read_replicas(shards[0]):
+            try:
+                found = replica.read_each(reads)
+            except DatabaseUnavailable:
+                log.warning("replica %s unavailable; reading its shards elsewhere", replica.label)
+                continue
+            if found is not None:
+                return found
+        found = self.server_of(shards[0]).read_each(reads)
+        if found is not None:
+            return found
+        return super().read_all(reads)  # a shard moved meanwhile: read() follows it
 
     def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
         # Each logical shard is its own schema, chosen by the connection's search_path: one group per shard, even
