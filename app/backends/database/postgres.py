@@ -4,7 +4,9 @@ Each logical shard is one schema (`shard_0042`) with the same tables, made by th
 files; `[[database.servers]]` says which server holds which shards (config.py checks that every
 shard has exactly one). Every transaction names its shard with `SET LOCAL search_path`, sent with
 its `BEGIN`, so a connection carries no session state between transactions: the pools here can be
-pointed at pgbouncer in transaction mode, and prepared statements are off for the same reason.
+pointed at pgbouncer in transaction mode, and prepared statements are off for the same reason. Reads of many
+shards at once (`each_shard`, `read_all`: search, batch loads by id) go to each server as one read-only
+transaction that sets the search_path before each statement, sent as one statement list: one round trip per server.
 
 Services write SQL once for every rung: `?` placeholders (turned into psycopg's `%s` here, never
 inside string literals), portable types, rows as dicts. Reads may go to a server's replicas, except
