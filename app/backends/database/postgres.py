@@ -465,6 +465,7 @@ class PostgresDatabase(Database):
         self._next_replica = 0
         self._local = threading.local()
         self._route_lock = threading.Lock()
+        self._threads: ThreadPoolExecutor | None = None  # reads of several servers at once
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -582,21 +583,34 @@ class PostgresDatabase(Database):
         return self.read_all([(shard, sql, params) for shard in range(self.logical_shards)])
 
     def read_all(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row]:
-        # One round trip per server (a replica's, as read() would choose), not one transaction per read.
+        # One round trip per server (a replica's, as read() would choose), the servers side by side.
         if getattr(self._local, "in_write", None) is not None:
             return super().read_all(reads)  # reads see this thread's open write
         by_server: dict[int, list[tuple[int, str, Sequence[Any]]]] = {}
         for read in reads:
             by_server.setdefault(id(self.server_of(read[0])), []).append(read)
+        # Which to ask is decided here: read-your-writes pins belong to this thread.
+        plans = [(self._endpoints_to_read(server_reads), server_reads) for server_reads in by_server.values()]
+        if len(plans) == 1:
+            found = [self._read_on_one_server(*plans[0])]
+        else:
+            found = list(self._server_threads().map(lambda plan: self._read_on_one_server(*plan), plans))
         rows: list[Row] = []
-        for server_reads in by_server.values():
-            rows += self._read_on_one_server(server_reads)
+        for server_rows, (_endpoints, server_reads) in zip(found, plans, strict=True):
+            # None: a shard moved meanwhile; read() follows it.
+            rows += server_rows if server_rows is not None else super().read_all(server_reads)
         return rows
 
-    def _read_on_one_server(self, reads: list[tuple[int, str, Sequence[Any]]]) -> list[Row]:
+    def _endpoints_to_read(self, reads: list[tuple[int, str, Sequence[Any]]]) -> list[Endpoint]:
+        """The replicas to try in turn, then the primary: the primary alone right after this thread wrote one of
+        the shards."""
         shards = [shard for shard, _sql, _params in reads]
         pinned = any(self._pinned(shard) for shard in shards)
-        for replica in [] if pinned else self._read_replicas(shards[0]):
+        return [*([] if pinned else self._read_replicas(shards[0])), self.server_of(shards[0])]
+
+    def _read_on_one_server(self, endpoints: list[Endpoint], reads: list) -> list[Row] | None:
+        *replicas, primary = endpoints
+        for replica in replicas:
             try:
                 found = replica.read_each(reads)
             except DatabaseUnavailable:
@@ -604,10 +618,13 @@ class PostgresDatabase(Database):
                 continue
             if found is not None:
                 return found
-        found = self.server_of(shards[0]).read_each(reads)
-        if found is not None:
-            return found
-        return super().read_all(reads)  # a shard moved meanwhile: read() follows it
+        return primary.read_each(reads)
+
+    def _server_threads(self) -> ThreadPoolExecutor:
+        with self._route_lock:
+            if self._threads is None:
+                self._threads = ThreadPoolExecutor(len(self.primaries), thread_name_prefix="pinhole-db")
+            return self._threads
 
     def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
         # Each logical shard is its own schema, chosen by the connection's search_path: one group per shard, even
@@ -798,5 +815,7 @@ class PostgresDatabase(Database):
         return {r["name"] for r in rows}
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown()
         for endpoint in [*self.primaries, *(r for rs in self.replicas.values() for r in rs)]:
             endpoint.close()
