@@ -57,7 +57,7 @@ def report(results: dict, one_read: float, summary, versions: str) -> str:
             f"{LOGICAL_SHARDS} logical shards over two PostgreSQL servers (scaling/bench/top_rung.py), "
             f"{summary.users:,} seeded accounts. In-process: `discover.search` (what each keystroke in the search box "
             f"asks), median of {ROUNDS} after a warm-up, against one `accounts.get_user` (one transaction on one "
-            f"shard): **{one_read * 1000:.2f} ms**. `#` alone lists the most used tags.",
+            f"shard): **{one_read * 1000:.2f} ms**.",
             "",
             "| query | accounts + tags found | median | × one read |",
             "|---|---|---|---|",
