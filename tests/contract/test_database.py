@@ -213,7 +213,8 @@ def test_each_shard_and_read_all_return_every_row_asked_for_once(db):
     names = sorted(r["username"] for r in db.each_shard("SELECT username FROM usernames WHERE username >= ?", ("on-",)))
     assert names == [f"on-{s}" for s in range(SHARDS)]
     asked = [(5, "on-5"), (1, "on-1"), (6, "on-6"), (3, "it's 100%? --"), (6, "missing")]
-    found = db.read_all([(s, "SELECT username, user_id FROM usernames WHERE username = ?", (n,)) for s, n in asked])
+    by_name = "SELECT username, user_id FROM usernames WHERE username = ? -- one name"
+    found = db.read_all([(s, by_name, (n,)) for s, n in asked])
     assert sorted((r["username"], r["user_id"]) for r in found) == [
         ("it's 100%? --", 3),
         ("on-1", 1),

@@ -300,18 +300,21 @@ class Endpoint:
         for _attempt in range(2):
             pool, conn = self.getconn()
             try:
-                cur = psycopg.ClientCursor(conn)  # each value quoted by psycopg, as a bound one
-                each = "".join(
-                    f"SET LOCAL search_path TO {schema_of(shard)};\n{cur.mogrify(to_pyformat(sql), _params(params))};\n"
-                    for shard, sql, params in reads
-                )
-                cur.execute(f"BEGIN READ ONLY;\n{each}COMMIT")
-                rows: list[Row] = []
-                while True:
-                    if cur.description:
-                        rows += cur.fetchall()
-                    if not cur.nextset():
-                        return rows
+                with psycopg.ClientCursor(conn) as cur:  # each value quoted by psycopg, as a bound one
+                    statements = ["BEGIN READ ONLY;"]
+                    for shard, sql, params in reads:  # each ";" on a line of its own: a statement may end in a comment
+                        statements += [
+                            f"SET LOCAL search_path TO {schema_of(shard)};",
+                            cur.mogrify(to_pyformat(sql), _params(params)),
+                            ";",
+                        ]
+                    cur.execute("\n".join([*statements, "COMMIT"]))
+                    rows: list[Row] = []
+                    while True:
+                        if cur.description:
+                            rows += cur.fetchall()
+                        if not cur.nextset():
+                            return rows
             except psycopg.Error as exc:
                 if not conn.closed:
                     try:
