@@ -143,6 +143,14 @@ def _is_unreachable(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.InterfaceError)
 
 
+def _roll_back(conn: psycopg.Connection) -> None:
+    if not conn.closed:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            pass  # a broken connection rolls back by itself; the pool discards it
+
+
 def _first_line(text: str) -> str:
     return " ".join(text.strip().splitlines()[:1]).strip() or "no details"
 
@@ -285,13 +293,18 @@ class Endpoint:
                 if not _is_unreachable(exc):
                     raise
                 error = exc
-                reason = self._probe()
-                if reason is not None:
-                    with self._lock:
-                        raise self._mark_down(reason) from exc
-                pool.check()  # the server is up (restarted?): drop the idle connections that died, try again
+                self._check_after_losing(pool, exc)
         with self._lock:
             raise self._mark_down(str(error)) from error
+
+    def _check_after_losing(self, pool: ConnectionPool, error: psycopg.Error) -> None:
+        """After a lost connection: unavailable if the server does not answer; else (restarted?) drop the idle
+        connections that died, so the caller may try once more."""
+        reason = self._probe()
+        if reason is not None:
+            with self._lock:
+                raise self._mark_down(reason) from error
+        pool.check()
 
     def read_each(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row] | None:
         """The rows of several reads, each (shard, sql, params), in one read-only transaction sent as one statement
@@ -316,11 +329,7 @@ class Endpoint:
                         if not cur.nextset():
                             return rows
             except psycopg.Error as exc:
-                if not conn.closed:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except psycopg.Error:
-                        pass  # a broken connection rolls back by itself; the pool discards it
+                _roll_back(conn)
                 if isinstance(exc, psycopg.errors.UndefinedTable):
                     return None
                 if not _is_unreachable(exc):
@@ -328,11 +337,7 @@ class Endpoint:
                 error = exc
             finally:
                 pool.putconn(conn)
-            reason = self._probe()
-            if reason is not None:
-                with self._lock:
-                    raise self._mark_down(reason) from error
-            pool.check()  # the server is up (restarted?): drop the idle connections that died, try again
+            self._check_after_losing(pool, error)
         with self._lock:
             raise self._mark_down(str(error)) from error
 
@@ -358,11 +363,8 @@ class Endpoint:
                     if _is_unreachable(exc):
                         raise self.unavailable(f"lost during COMMIT (it may or may not have happened): {exc}") from exc
                     raise
-            elif not conn.closed:
-                try:
-                    conn.execute("ROLLBACK")
-                except psycopg.Error:
-                    pass  # a broken connection rolls back by itself; the pool discards it
+            else:
+                _roll_back(conn)
         finally:
             pool.putconn(conn)
 
