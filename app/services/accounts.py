@@ -123,12 +123,7 @@ def get_user(ctx: Context, user_id: int) -> User | None:
 
 def get_users(ctx: Context, user_ids: Iterable[int]) -> dict[int, User]:
     """Many users by id: one query per place they live on (Database.by_place), never one per user."""
-    rows = ctx.db.read_all(
-        [
-            (shard, f"SELECT * FROM users WHERE id IN ({', '.join('?' * len(place_ids))})", place_ids)
-            for shard, place_ids in ctx.db.by_place(user_ids, ids.shard_of)
-        ]
-    )
+    rows = ctx.db.read_in("SELECT * FROM users WHERE id IN ({})", user_ids, ids.shard_of)
     return {row["id"]: _user(row) for row in rows}
 
 

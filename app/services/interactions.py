@@ -257,12 +257,7 @@ def list_comments(
 def get_comments(ctx: Context, viewer: User | None, comment_ids: list[int]) -> dict[int, tuple[Comment, posts.Post]]:
     """Comments by id with their posts, those the viewer may see only (the post visible, no block either way with
     the comment's author): one query per place the comments live on, then their posts and authors in batches."""
-    rows = ctx.db.read_all(
-        [
-            (shard, f"SELECT * FROM comments WHERE id IN ({', '.join('?' * len(place_ids))})", place_ids)
-            for shard, place_ids in ctx.db.by_place(comment_ids, ids.shard_of)
-        ]
-    )
+    rows = ctx.db.read_in("SELECT * FROM comments WHERE id IN ({})", comment_ids, ids.shard_of)
     found_posts = {p.id: p for p in posts.get_posts(ctx, [r["post_id"] for r in rows], viewer)}
     authors = get_users(ctx, {r["author_id"] for r in rows})
     hidden = {i for i, rel in graph.relations(ctx, viewer, authors).items() if rel.blocked} if viewer else set()

@@ -312,14 +312,10 @@ def get_posts(ctx: Context, post_ids: list[int], viewer: User | None) -> list[Po
     feed or directory may still name a deleted post). Two queries per place the posts live on (one place on
     rung 0, whatever the shards), then the authors' rows by place and the viewer's relations in one batch: never a
     query per post."""
-    places = ctx.db.by_place(post_ids, ids.shard_of)
-
-    def each_place(sql: str) -> list[dict]:
-        return ctx.db.read_all([(shard, sql.format(", ".join("?" * len(keys))), keys) for shard, keys in places])
-
-    rows = {row["id"]: row for row in each_place("SELECT * FROM posts WHERE id IN ({}) AND status = 'ready'")}
+    found = ctx.db.read_in("SELECT * FROM posts WHERE id IN ({}) AND status = 'ready'", post_ids, ids.shard_of)
+    rows = {row["id"]: row for row in found}
     media: dict[int, list[dict]] = {}
-    for m in each_place("SELECT * FROM post_media WHERE post_id IN ({}) ORDER BY position"):
+    for m in ctx.db.read_in("SELECT * FROM post_media WHERE post_id IN ({}) ORDER BY position", rows, ids.shard_of):
         media.setdefault(m["post_id"], []).append(m)
     authors = get_users(ctx, {row["author_id"] for row in rows.values()})
     visible = visible_authors(ctx, viewer, authors.values())

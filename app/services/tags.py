@@ -103,11 +103,8 @@ def users_named(ctx: Context, names: Iterable[str]) -> dict[str, User]:
     """The accounts with these (lowercase) usernames: one query per place of their directory shards, then the users
     by place."""
     wanted = (name for name in names if len(name) <= MAX_USERNAME)
-    rows = ctx.db.read_all(
-        [
-            (shard, f"SELECT username, user_id FROM usernames WHERE username IN ({', '.join('?' * len(batch))})", batch)
-            for shard, batch in ctx.db.by_place(wanted, ctx.db.shard_for_key)
-        ]
+    rows = ctx.db.read_in(
+        "SELECT username, user_id FROM usernames WHERE username IN ({})", wanted, ctx.db.shard_for_key
     )
     user_ids = {r["username"]: r["user_id"] for r in rows}
     users = get_users(ctx, user_ids.values())

@@ -203,6 +203,10 @@ def test_groups_for_batches_shards_one_connection_reaches(db):
         assert keys == [k for k in (51, 12, 53, 64) if k in keys]
 
 
+def _shard_in(name: str) -> int:
+    return int(name.removeprefix("on-"))
+
+
 def test_each_shard_and_read_all_return_every_row_asked_for_once(db):
     db.migrate()
     for shard in range(SHARDS):
@@ -222,6 +226,9 @@ def test_each_shard_and_read_all_return_every_row_asked_for_once(db):
         ("on-6", 6),
     ]
     assert db.read_all([]) == []
+    by_key = db.read_in("SELECT username FROM usernames WHERE username IN ({})", ["on-6", "on-1", "on-1"], _shard_in)
+    assert sorted(r["username"] for r in by_key) == ["on-1", "on-6"]
+    assert db.read_in("SELECT username FROM usernames WHERE username IN ({})", [], _shard_in) == []
     with db.write(2) as conn:  # inside a write, they see it as read() does
         _add_username(conn, "on-2-unsaved", 2)
         assert {r["username"] for r in db.each_shard("SELECT username FROM usernames")} >= {"on-2-unsaved", "on-7"}

@@ -118,6 +118,12 @@ class Database(ABC):
                 rows += conn.all(sql, params)
         return rows
 
+    def read_in(self, sql: str, keys: Iterable[K], shard_of: Callable[[K], int]) -> list[Row]:
+        """Rows by key: `sql`'s `IN ({})` gets one `?` per key, and it runs once for each place's keys (by_place),
+        all places in one read_all."""
+        batches = self.by_place(keys, shard_of)
+        return self.read_all([(shard, sql.format(", ".join("?" * len(batch))), batch) for shard, batch in batches])
+
     def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
         """These logical shards grouped by place: one connection, `read(group[0])`, reaches every shard of a group
         with plain SQL, so a page asks one query per place instead of one per logical shard. Each shard is in
