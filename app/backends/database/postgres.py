@@ -470,7 +470,6 @@ class PostgresDatabase(Database):
         self._next_replica = 0
         self._local = threading.local()
         self._route_lock = threading.Lock()
-        self._threads: ThreadPoolExecutor | None = None  # reads of several servers at once
 
     # --- routing ---------------------------------------------------------------------------------
 
@@ -588,34 +587,25 @@ class PostgresDatabase(Database):
         return self.read_all([(shard, sql, params) for shard in range(self.logical_shards)])
 
     def read_all(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row]:
-        # One round trip per server (a replica's, as read() would choose), the servers side by side.
+        # One round trip per server, in turn: a pool of threads to ask them side by side would be shared by every
+        # request of the process, and queue them under load.
         if getattr(self._local, "in_write", None) is not None:
             return super().read_all(reads)  # reads see this thread's open write
         by_server: dict[int, list[tuple[int, str, Sequence[Any]]]] = {}
         for read in reads:
             by_server.setdefault(id(self.server_of(read[0])), []).append(read)
-        # Which to ask is decided here: read-your-writes pins belong to this thread.
-        plans = [(self._endpoints_to_read(server_reads), server_reads) for server_reads in by_server.values()]
-        if len(plans) == 1:
-            found = [self._read_on_one_server(*plans[0])]
-        else:
-            found = list(self._server_threads().map(lambda plan: self._read_on_one_server(*plan), plans))
         rows: list[Row] = []
-        for server_rows, (_endpoints, server_reads) in zip(found, plans, strict=True):
-            # None: a shard moved meanwhile; read() follows it.
-            rows += server_rows if server_rows is not None else super().read_all(server_reads)
+        for server_reads in by_server.values():
+            found = self._read_on_one_server(server_reads)
+            rows += found if found is not None else super().read_all(server_reads)  # moved meanwhile: follow it
         return rows
 
-    def _endpoints_to_read(self, reads: list[tuple[int, str, Sequence[Any]]]) -> list[Endpoint]:
-        """The replicas to try in turn, then the primary: the primary alone right after this thread wrote one of
-        the shards."""
+    def _read_on_one_server(self, reads: list[tuple[int, str, Sequence[Any]]]) -> list[Row] | None:
+        """On a replica, as read() would choose, or on the primary right after this thread wrote one of the shards;
+        None if a shard is not where this process thinks."""
         shards = [shard for shard, _sql, _params in reads]
         pinned = any(self._pinned(shard) for shard in shards)
-        return [*([] if pinned else self._read_replicas(shards[0])), self.server_of(shards[0])]
-
-    def _read_on_one_server(self, endpoints: list[Endpoint], reads: list) -> list[Row] | None:
-        *replicas, primary = endpoints
-        for replica in replicas:
+        for replica in [] if pinned else self._read_replicas(shards[0]):
             try:
                 found = replica.read_each(reads)
             except DatabaseUnavailable:
@@ -623,13 +613,7 @@ class PostgresDatabase(Database):
                 continue
             if found is not None:
                 return found
-        return primary.read_each(reads)
-
-    def _server_threads(self) -> ThreadPoolExecutor:
-        with self._route_lock:
-            if self._threads is None:
-                self._threads = ThreadPoolExecutor(len(self.primaries), thread_name_prefix="pinhole-db")
-            return self._threads
+        return self.server_of(shards[0]).read_each(reads)
 
     def groups_for(self, shards: Iterable[int]) -> list[list[int]]:
         # Each logical shard is its own schema, chosen by the connection's search_path: one group per shard, even
@@ -820,7 +804,5 @@ class PostgresDatabase(Database):
         return {r["name"] for r in rows}
 
     def close(self) -> None:
-        if self._threads is not None:
-            self._threads.shutdown()
         for endpoint in [*self.primaries, *(r for rs in self.replicas.values() for r in rs)]:
             endpoint.close()
