@@ -583,9 +583,6 @@ class PostgresDatabase(Database):
         for shard in range(self.logical_shards):
             yield self.read(shard), [shard]
 
-    def each_shard(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self.read_all([(shard, sql, params) for shard in range(self.logical_shards)])
-
     def read_all(self, reads: Sequence[tuple[int, str, Sequence[Any]]]) -> list[Row]:
         # One round trip per server, in turn: a pool of threads to ask them side by side would be shared by every
         # request of the process, and queue them under load.
