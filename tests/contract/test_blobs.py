@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 
@@ -97,6 +98,9 @@ def test_a_failed_put_keeps_the_previous_version(blobs):
     assert list(blobs.keys()) == [key]
 
 
+READS_WANTED = 20
+
+
 def test_readers_see_a_whole_blob_or_none_of_it(blobs):
     key = new_key("photos", "jpg")
     versions = [bytes([i]) * (200_000 + i * 1000) for i in range(1, 6)]
@@ -117,10 +121,13 @@ def test_readers_see_a_whole_blob_or_none_of_it(blobs):
 
     thread = threading.Thread(target=reader)
     thread.start()
+    rounds, deadline = 0, time.monotonic() + 10
     try:
-        for _ in range(6):
+        # Writes on tmpfs can all finish before the reader first runs: keep writing until it has read a while.
+        while rounds < 6 or (reads < READS_WANTED and time.monotonic() < deadline):
             for version in versions:
                 blobs.put(key, version, "image/jpeg")
+            rounds += 1
     finally:
         stop.set()
         thread.join(10)
